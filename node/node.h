@@ -1,0 +1,46 @@
+/*
+ * node.h — internal interfaces of the hienode executable (subcommands and process plumbing).
+ */
+#ifndef HIENODE_NODE_H
+#define HIENODE_NODE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "core/core_config.h"
+#include "core/core_err.h"
+
+struct node_opts {
+	const char *config_path; /* -c FILE, or NULL */
+	int argc;                /* arguments after the subcommand and options */
+	char **argv;
+};
+
+/* Registers every module's key table (once) and loads the configuration; prints the error and returns NULL. */
+struct hie_cfg *node_config_load(const char *path);
+
+int node_cmd_serve(const struct node_opts *o);
+int node_cmd_migrate(const struct node_opts *o);
+int node_cmd_check_config(const struct node_opts *o);
+int node_cmd_config(const struct node_opts *o);
+int node_cmd_status(const struct node_opts *o);
+
+/* Process plumbing (node_process.c). */
+struct node_identity {
+	bool drop;      /* started as root: switch to uid/gid */
+	uid_t uid;
+	gid_t gid;
+	char name[64];
+};
+/* Looks up [node] user when running as root; HIE_ECONFIG when that user does not exist. */
+hie_err_t node_identity_resolve(const struct hie_cfg *cfg, struct node_identity *id);
+/* Creates state_dir (0700) owned by the identity; writes the absolute path into out. */
+hie_err_t node_state_dir_prepare(const struct hie_cfg *cfg, const struct node_identity *id, char *out, size_t outlen);
+/* setgroups/setgid/setuid; verifies root cannot be regained. */
+hie_err_t node_identity_drop(const struct node_identity *id);
+/* Blocks SIGTERM, SIGINT, SIGHUP, SIGPIPE in the calling (main) thread before any thread starts. */
+void node_signals_block(void);
+/* Waits for SIGTERM or SIGINT; returns the signal number. */
+int node_signals_wait(void);
+
+#endif

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what hienode needs to build, run and test on Debian 12, skipping what is already there.
+# Usage: scripts/deps.sh [run|test]   (test adds the tools the test suite drives)
+# Runs apt-get as root, or through sudo for a user who has it. Also creates the unprivileged `hienode` user
+# that the node drops to when started as root.
+set -euo pipefail
+
+mode=${1:-run}
+pkgs=(build-essential cmake pkg-config ca-certificates
+      libmicrohttpd-dev libgnutls28-dev libpq-dev libxml2-dev libssl-dev libcurl4-openssl-dev
+      postgresql postgresql-client openssl)
+if [ "$mode" = test ]; then
+  pkgs+=(libcmocka-dev clang libclang-rt-14-dev python3 curl swaks)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  # The postgresql package would start a system cluster on port 5432; hienode runs its own, so keep it quiet.
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's postgresql package starts the default cluster; the node never uses it.
+if [ "$(id -u)" -eq 0 ] && command -v pg_lsclusters >/dev/null 2>&1; then
+  true
+fi
+
+if [ "$(id -u)" -eq 0 ] && ! getent passwd hienode >/dev/null; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin hienode
+  echo "deps: created system user hienode" >&2
+fi
