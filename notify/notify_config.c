@@ -5,8 +5,8 @@
 
 const struct hie_cfg_key notify_config_keys[] = {
 	{"mllp", "listen", HIE_CFG_ADDR, "127.0.0.1:2575", 0, 270,
-	 "MLLP listener for HL7 v2 (ITI-8 patient identity feed and ADT events); empty disables it"},
-	{"mllp", "max_message_size", HIE_CFG_SIZE, "1M", 1024, 64LL * 1024 * 1024, "largest HL7 v2 message accepted"},
-	{"mllp", "max_connections", HIE_CFG_INT, "100", 1, 100000, "concurrent MLLP connections"},
+	 "MLLP listener for HL7 v2 (ITI-8 patient identity feed and ADT events); empty disables it", NULL},
+	{"mllp", "max_message_size", HIE_CFG_SIZE, "1M", 1024, 64LL * 1024 * 1024, "largest HL7 v2 message accepted", NULL},
+	{"mllp", "max_connections", HIE_CFG_INT, "100", 1, 100000, "concurrent MLLP connections", NULL},
 };
 const size_t notify_config_nkeys = sizeof notify_config_keys / sizeof notify_config_keys[0];
