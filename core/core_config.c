@@ -511,7 +511,7 @@ void hie_cfg_print_example(FILE *out)
 			}
 			fprintf(out, "# %s (%s; ", k->meaning, type_name(k->type));
 			print_range(k, out);
-			fprintf(out, ")\n#%s = %s\n", k->name, k->def);
+			fprintf(out, ")\n#%s =%s%s\n", k->name, k->def[0] ? " " : "", k->def);
 		}
 	}
 }

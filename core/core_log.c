@@ -44,6 +44,7 @@ int hie_log_level_parse(const char *name)
 	return -1;
 }
 
+static void log_emit(enum hie_log_level level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void log_emit(enum hie_log_level level, const char *fmt, va_list ap)
 {
 	char line[HIE_LOG_LINE_MAX];

@@ -5,7 +5,8 @@
  * records where its whole entity, its header block and its (still encoded) body lie in the input, so a
  * signed part can be handed on byte-exact (S/MIME needs the exact bytes of the first part of a
  * multipart/signed). Folded headers, parameters (quoted, RFC 2231 continuations not required), nested
- * multiparts, CRLF and bare-LF line ends are handled. Caps on depth, part count, header count and header
+ * multiparts, CRLF and bare-LF line ends are handled. Blanks before the first header name of an entity
+ * are tolerated (seen in the wild); a header line without a colon is HIE_EPARSE. Caps on depth, part count, header count and header
  * bytes are enforced; going past one returns HIE_ETOOBIG, malformed structure HIE_EPARSE.
  *
  * Ownership: hie_mime_parse() returns a tree the caller frees with hie_mime_free(); the tree points into
@@ -52,6 +53,19 @@ struct hie_mime_part {
 	size_t preamble_len;
 	const char *epilogue;
 	size_t epilogue_len;
+	bool close_missing; /* HIE_MIME_LENIENT_CLOSE only: this multipart had no close delimiter */
+};
+
+/* Flags for hie_mime_parse_ex(). */
+enum hie_mime_flags {
+	/*
+	 * A multipart whose close delimiter never comes is accepted: its last part runs to the end of the
+	 * multipart's body and the multipart is marked close_missing (JavaMail's default
+	 * mail.mime.multipart.ignoremissingendboundary; real Direct/MDN senders omit it). Without the flag
+	 * such a body is HIE_EPARSE, as a truncated one must be. A body with no delimiter at all, or only a
+	 * close delimiter, stays HIE_EPARSE.
+	 */
+	HIE_MIME_LENIENT_CLOSE = 1u << 0,
 };
 
 /*
@@ -60,6 +74,9 @@ struct hie_mime_part {
  */
 hie_err_t hie_mime_parse(const char *data, size_t len, const struct hie_mime_limits *lim,
 			 struct hie_mime_part **out);
+/* hie_mime_parse() with flags (enum hie_mime_flags); flags 0 is hie_mime_parse(). */
+hie_err_t hie_mime_parse_ex(const char *data, size_t len, const struct hie_mime_limits *lim, unsigned flags,
+			    struct hie_mime_part **out);
 /*
  * Parses a body whose Content-Type travels outside it (an HTTP request): the returned top part has no
  * headers, raw == body == data, and its type and children come from content_type. Same caps and

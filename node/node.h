@@ -8,7 +8,9 @@
 #include <sys/types.h>
 
 #include "core/core_config.h"
+#include "core/core_db.h"
 #include "core/core_err.h"
+#include "core/core_pg.h"
 
 struct node_opts {
 	const char *config_path; /* -c FILE, or NULL */
@@ -42,5 +44,28 @@ hie_err_t node_identity_drop(const struct node_identity *id);
 void node_signals_block(void);
 /* Waits for SIGTERM or SIGINT; returns the signal number. */
 int node_signals_wait(void);
+
+/* Housekeeping jobs (node_maintenance.c): registers core.sweep and enqueues today's run. */
+struct hie_jobs;
+hie_err_t node_maintenance_register(struct hie_jobs *jobs, struct hie_db_pool *pool, long long retention_ms);
+
+/* The SOAP endpoints of ARCHITECTURE.md mounted on the HTTP server (node_web.c). */
+struct node_web;
+struct hie_http_server;
+hie_err_t node_web_setup(struct node_web **out, struct hie_http_server *http, const struct hie_cfg *cfg);
+void node_web_free(struct node_web *web);
+
+/* The node's database (node_db.c). */
+struct node_db {
+	struct hie_pg *pg;        /* embedded cluster, or NULL with [database] url */
+	struct hie_db_pool *pool;
+	bool was_running;         /* the embedded cluster was already up (a node uses it): leave it up */
+	bool keep_running;
+};
+hie_err_t node_db_open(struct node_db *db, const struct hie_cfg *cfg, const char *state_dir,
+		       const struct node_identity *id, int pool_size);
+hie_err_t node_db_migrate(struct hie_db_pool *pool);
+/* Closes the pool; stops an embedded cluster this call started (serve: always stops it). */
+void node_db_close(struct node_db *db);
 
 #endif

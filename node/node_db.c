@@ -1,0 +1,107 @@
+/*
+ * node_db.c — the node's database: the embedded cluster (or [database] url), the pool, the migrations of
+ * every module. Shared by `serve` and the one-shot commands (migrate, status), which leave an embedded
+ * cluster as they found it: stopped if they started it, running if a node was already using it.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core_jobs.h"
+#include "core/core_log.h"
+#include "node/node.h"
+
+/* Every module's migrations, in dependency order (core first). */
+static const struct {
+	const struct hie_db_migration *migs;
+	const size_t *n;
+} all_migrations[] = {
+	{hie_jobs_migrations, &hie_jobs_migrations_count},
+};
+
+hie_err_t node_db_migrate(struct hie_db_pool *pool)
+{
+	for (size_t i = 0; i < sizeof all_migrations / sizeof all_migrations[0]; i++) {
+		int applied = 0;
+		hie_err_t err = hie_db_migrate(pool, all_migrations[i].migs, *all_migrations[i].n, &applied);
+		if (err)
+			return err;
+		if (applied)
+			hie_log(HIE_LOG_NOTICE, "event=db.migrate module=%s applied=%d", all_migrations[i].migs[0].module,
+				applied);
+	}
+	return HIE_OK;
+}
+
+/* True when a postmaster is alive for this state directory (a running node, or one left by a SIGKILL). */
+static bool embedded_running(const char *state_dir)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/pg/data/postmaster.pid", state_dir);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	char line[32] = "";
+	bool alive = false;
+	if (fgets(line, sizeof line, f)) {
+		char *end;
+		errno = 0;
+		long pid = strtol(line, &end, 10);
+		if (!errno && end != line && pid > 1)
+			alive = kill((pid_t)pid, 0) == 0 || errno == EPERM;
+	}
+	fclose(f);
+	return alive;
+}
+
+hie_err_t node_db_open(struct node_db *db, const struct hie_cfg *cfg, const char *state_dir,
+		       const struct node_identity *id, int pool_size)
+{
+	memset(db, 0, sizeof *db);
+	const char *conninfo = hie_cfg_str(cfg, "database", "url");
+	hie_err_t err;
+	if (conninfo[0] == '\0') {
+		db->was_running = embedded_running(state_dir);
+		struct hie_pg_opts po = {
+			.state_dir = state_dir,
+			.bindir = hie_cfg_str(cfg, "database", "pg_bindir"),
+			.run_as = id->drop ? id->name : NULL,
+		};
+		err = hie_pg_start(&db->pg, &po);
+		if (err) {
+			hie_log(HIE_LOG_ERR, "event=db.embedded error=%s state_dir=%s hint=\"see state_dir/pg/log\"",
+				hie_errname(err), state_dir);
+			return err;
+		}
+		conninfo = hie_pg_conninfo(db->pg);
+	}
+	struct hie_db_opts o = {
+		.conninfo = conninfo,
+		.size = pool_size,
+		.acquire_timeout_ms = (int)hie_cfg_int(cfg, "database", "acquire_timeout"),
+		.statement_timeout_ms = (int)hie_cfg_int(cfg, "database", "statement_timeout"),
+		.connect_at_open = true,
+	};
+	err = hie_db_pool_open(&db->pool, &o);
+	if (err) {
+		hie_log(HIE_LOG_ERR, "event=db.open error=%s", hie_errname(err));
+		node_db_close(db);
+	}
+	return err;
+}
+
+void node_db_close(struct node_db *db)
+{
+	hie_db_pool_close(db->pool);
+	db->pool = NULL;
+	if (db->pg) {
+		if (db->keep_running || db->was_running)
+			hie_pg_forget(db->pg);
+		else if (hie_pg_stop(db->pg))
+			hie_log(HIE_LOG_ERR, "event=db.embedded.stop error=failed");
+		db->pg = NULL;
+	}
+}

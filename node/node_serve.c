@@ -1,0 +1,243 @@
+/*
+ * node_serve.c — `hienode serve`: the node's life from start-up to a graceful stop.
+ *
+ * Order matters: configuration; state directory; bind the HTTP port (as root if need be); the embedded
+ * PostgreSQL (its processes run as [node] user); drop privileges; pool and migrations; job workers; HTTP
+ * (SOAP endpoints, /healthz, /metrics). SIGTERM or SIGINT then stops accepting, lets in-flight requests and
+ * jobs finish within [node] shutdown_timeout, and stops the cluster. Exit 0 after a clean stop, 1 when
+ * start-up failed.
+ */
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "core/core_http.h"
+#include "core/core_jobs.h"
+#include "core/core_log.h"
+#include "core/core_metrics.h"
+#include "core/core_net.h"
+#include "node/node.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define NODE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NODE_ASAN 1
+#endif
+#endif
+
+struct node {
+	struct hie_cfg *cfg;
+	struct node_identity id;
+	char state_dir[PATH_MAX];
+	struct node_db db;
+	struct hie_metrics *metrics;
+	struct hie_jobs *jobs;
+	struct hie_http_server *http;
+	struct hie_http_health health;
+	struct node_web *web;
+	int http_fd;
+};
+
+static hie_err_t health_check(void *ctx)
+{
+	struct node *n = ctx;
+	return hie_db_ping(n->db.pool, 2000);
+}
+
+static void collect_pool(void *ctx, struct hie_metrics_emitter *e)
+{
+	struct node *n = ctx;
+	struct hie_db_stats st;
+	hie_db_stats(n->db.pool, &st);
+	const char *in_use[] = {"in_use"}, *idle[] = {"idle"}, *broken[] = {"broken"};
+	hie_metrics_emit(e, in_use, st.in_use);
+	hie_metrics_emit(e, idle, st.size - st.in_use);
+	hie_metrics_emit(e, broken, st.broken);
+}
+
+static void collect_pool_waits(void *ctx, struct hie_metrics_emitter *e)
+{
+	struct node *n = ctx;
+	struct hie_db_stats st;
+	hie_db_stats(n->db.pool, &st);
+	const char *waits[] = {"wait"}, *timeouts[] = {"timeout"};
+	hie_metrics_emit(e, waits, (double)st.waits);
+	hie_metrics_emit(e, timeouts, (double)st.timeouts);
+}
+
+static void emit_depth(const char *kind, const char *state, long long count, void *arg)
+{
+	const char *labels[] = {kind, state};
+	hie_metrics_emit(arg, labels, (double)count);
+}
+
+static void collect_jobs(void *ctx, struct hie_metrics_emitter *e)
+{
+	struct node *n = ctx;
+	hie_jobs_depth(n->db.pool, emit_depth, e);
+}
+
+static hie_err_t metrics_setup(struct node *n)
+{
+	static const char *const pool_labels[] = {"state", NULL};
+	static const char *const event_labels[] = {"event", NULL};
+	static const char *const job_labels[] = {"kind", "state", NULL};
+	const struct hie_metric_def pool = {.name = "hienode_db_pool_connections",
+					    .help = "PostgreSQL pool connections by state", .labels = pool_labels};
+	const struct hie_metric_def waits = {.name = "hienode_db_pool_acquire_events_total",
+					     .help = "pool acquires that waited or gave up", .labels = event_labels};
+	const struct hie_metric_def jobs = {.name = "hienode_jobs", .help = "jobs in the queue by kind and state",
+					    .labels = job_labels, .max_series = 512};
+	n->metrics = hie_metrics_new();
+	if (!n->metrics)
+		return HIE_ENOMEM;
+	hie_err_t err = hie_metrics_callback(n->metrics, HIE_METRIC_GAUGE, &pool, collect_pool, n);
+	if (!err)
+		err = hie_metrics_callback(n->metrics, HIE_METRIC_COUNTER, &waits, collect_pool_waits, n);
+	if (!err)
+		err = hie_metrics_callback(n->metrics, HIE_METRIC_GAUGE, &jobs, collect_jobs, n);
+	return err;
+}
+
+/* Binds the HTTP port now, before privileges are dropped; libmicrohttpd accepts on it later. */
+static hie_err_t http_bind(struct node *n)
+{
+	struct hie_net_listener *l;
+	hie_err_t err = hie_net_listen(hie_cfg_str(n->cfg, "http", "listen"), &l);
+	if (err) {
+		hie_log(HIE_LOG_ERR, "event=start.http error=bind listen=%s", hie_cfg_str(n->cfg, "http", "listen"));
+		return err;
+	}
+	n->http_fd = hie_net_listener_release_fd(l);
+	return HIE_OK;
+}
+
+static hie_err_t http_setup(struct node *n)
+{
+	const struct hie_cfg *c = n->cfg;
+	const char *cert = hie_cfg_str(c, "http", "tls_cert");
+	const char *ca = hie_cfg_str(c, "http", "tls_client_ca");
+	struct hie_http_config hc = {
+		.listen_fd = n->http_fd,
+		.threads = (unsigned)hie_cfg_int(c, "http", "threads"),
+		.max_connections = (unsigned)hie_cfg_int(c, "http", "max_connections"),
+		.idle_timeout_s = (unsigned)((hie_cfg_int(c, "http", "idle_timeout") + 999) / 1000),
+		.request_deadline_ms = (unsigned)hie_cfg_int(c, "http", "request_timeout"),
+		.drain_ms = (unsigned)hie_cfg_int(c, "node", "shutdown_timeout"),
+		.body_max = (size_t)hie_cfg_int(c, "http", "max_body"),
+		.tls_cert_file = cert[0] ? cert : NULL,
+		.tls_key_file = cert[0] ? hie_cfg_str(c, "http", "tls_key") : NULL,
+		.tls_client_ca_file = ca[0] ? ca : NULL,
+		.tls_client_cert_optional = !hie_cfg_bool(c, "http", "tls_client_required"),
+		.metrics = n->metrics,
+	};
+	hie_err_t err = hie_http_new(&hc, &n->http);
+	if (err)
+		return err;
+	n->http_fd = -1; /* owned by the server now */
+	n->health.check = health_check;
+	n->health.ctx = n;
+	const struct hie_http_route routes[] = {
+		{.path = "/healthz", .methods = HIE_HTTP_GET, .fn = hie_http_healthz_handler, .ctx = &n->health},
+		{.path = "/metrics", .methods = HIE_HTTP_GET, .fn = hie_http_metrics_handler, .ctx = n->metrics},
+	};
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0] && !err; i++)
+		err = hie_http_route_add(n->http, &routes[i]);
+	if (!err)
+		err = node_web_setup(&n->web, n->http, c);
+	return err;
+}
+
+static hie_err_t jobs_setup(struct node *n)
+{
+	const struct hie_cfg *c = n->cfg;
+	struct hie_jobs_opts jo = {
+		.workers = (int)hie_cfg_int(c, "jobs", "workers"),
+		.poll_ms = (int)hie_cfg_int(c, "jobs", "poll_interval"),
+		.max_attempts = (int)hie_cfg_int(c, "jobs", "max_attempts"),
+		.lease_ms = (int)hie_cfg_int(c, "jobs", "lease"),
+		.stop_timeout_ms = (int)hie_cfg_int(c, "node", "shutdown_timeout"),
+	};
+	hie_err_t err = hie_jobs_create(&n->jobs, n->db.pool, &jo);
+	if (!err)
+		err = node_maintenance_register(n->jobs, n->db.pool, hie_cfg_int(c, "jobs", "retention"));
+	return err;
+}
+
+static hie_err_t start(struct node *n)
+{
+	hie_err_t err = node_identity_resolve(n->cfg, &n->id);
+	if (!err)
+		err = node_state_dir_prepare(n->cfg, &n->id, n->state_dir, sizeof n->state_dir);
+	if (!err)
+		err = http_bind(n);
+	if (!err)
+		err = node_db_open(&n->db, n->cfg, n->state_dir, &n->id, (int)hie_cfg_int(n->cfg, "database", "pool_size"));
+	if (err)
+		return err;
+	n->db.was_running = false; /* serve owns the embedded cluster: it stops it on the way out */
+	err = node_identity_drop(&n->id);
+#ifdef NODE_ASAN
+	/* LeakSanitizer must ptrace the process at exit; setuid made it non-dumpable. Test builds only. */
+	prctl(PR_SET_DUMPABLE, 1);
+#endif
+	if (!err)
+		err = node_db_migrate(n->db.pool);
+	if (!err)
+		err = metrics_setup(n);
+	if (!err)
+		err = jobs_setup(n);
+	if (!err)
+		err = http_setup(n);
+	if (!err)
+		err = hie_jobs_start(n->jobs);
+	if (!err)
+		err = hie_http_start(n->http);
+	return err;
+}
+
+static void stop(struct node *n)
+{
+	hie_http_stop(n->http);
+	if (n->jobs && hie_jobs_stop(n->jobs) == HIE_ETIMEOUT) {
+		/* Handlers still running past the bound: their leases expire and the jobs run again elsewhere. */
+		hie_log(HIE_LOG_WARN, "event=stop.jobs error=timeout action=abandon");
+		n->jobs = NULL;
+	}
+	hie_jobs_destroy(n->jobs);
+	hie_http_free(n->http);
+	node_web_free(n->web);
+	node_db_close(&n->db);
+	hie_metrics_free(n->metrics);
+	if (n->http_fd >= 0)
+		close(n->http_fd);
+}
+
+int node_cmd_serve(const struct node_opts *o)
+{
+	struct node n = {.http_fd = -1};
+	node_signals_block();
+	n.cfg = node_config_load(o->config_path);
+	if (!n.cfg)
+		return 1;
+	hie_log(HIE_LOG_INFO, "event=start pid=%d http=%s", (int)getpid(), hie_cfg_str(n.cfg, "http", "listen"));
+	hie_err_t err = start(&n);
+	if (err) {
+		hie_log(HIE_LOG_ERR, "event=start error=%s (%s)", hie_errname(err), hie_strerror(err));
+		stop(&n);
+		hie_cfg_free(n.cfg);
+		return 1;
+	}
+	hie_log(HIE_LOG_NOTICE, "event=ready http=%s state_dir=%s database=%s", hie_cfg_str(n.cfg, "http", "listen"),
+		n.state_dir, n.db.pg ? "embedded" : "external");
+	int sig = node_signals_wait();
+	hie_log(HIE_LOG_NOTICE, "event=stop.begin signal=%s", sig == SIGINT ? "INT" : "TERM");
+	stop(&n);
+	hie_log(HIE_LOG_NOTICE, "event=stop");
+	hie_cfg_free(n.cfg);
+	return 0;
+}

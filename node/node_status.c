@@ -1,0 +1,105 @@
+/*
+ * node_status.c — `hienode migrate` and `hienode status`, one-shot commands on the node's database.
+ *
+ * With the embedded cluster they work whether the node runs or not: a cluster they had to start is stopped
+ * again, a running one is left alone.
+ */
+#include <limits.h>
+#include <stdio.h>
+
+#include "core/core_jobs.h"
+#include "core/core_log.h"
+#include "node/node.h"
+
+struct oneshot {
+	struct hie_cfg *cfg;
+	struct node_identity id;
+	char state_dir[PATH_MAX];
+	struct node_db db;
+};
+
+static hie_err_t oneshot_open(struct oneshot *s, const struct node_opts *o)
+{
+	s->cfg = node_config_load(o->config_path);
+	if (!s->cfg)
+		return HIE_ECONFIG;
+	hie_err_t err = node_identity_resolve(s->cfg, &s->id);
+	if (!err)
+		err = node_state_dir_prepare(s->cfg, &s->id, s->state_dir, sizeof s->state_dir);
+	if (!err)
+		err = node_db_open(&s->db, s->cfg, s->state_dir, &s->id, 1);
+	return err;
+}
+
+static void oneshot_close(struct oneshot *s)
+{
+	node_db_close(&s->db);
+	hie_cfg_free(s->cfg);
+}
+
+int node_cmd_migrate(const struct node_opts *o)
+{
+	struct oneshot s = {0};
+	hie_err_t err = oneshot_open(&s, o);
+	if (!err)
+		err = node_db_migrate(s.db.pool);
+	oneshot_close(&s);
+	if (err) {
+		fprintf(stderr, "hienode: migrate failed: %s\n", hie_strerror(err));
+		return 1;
+	}
+	printf("migrations: up to date\n");
+	return 0;
+}
+
+static void print_depth(const char *kind, const char *state, long long count, void *arg)
+{
+	int *rows = arg;
+	printf("  %-32s %-8s %lld\n", kind, state, count);
+	(*rows)++;
+}
+
+static hie_err_t print_failed(struct hie_db_pool *pool)
+{
+	PGconn *conn;
+	PGresult *res = NULL;
+	hie_err_t err = hie_db_acquire(pool, -1, &conn);
+	if (err)
+		return err;
+	err = hie_db_exec(conn,
+			  "SELECT id, kind, attempts, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+			  " coalesce(last_error, '') FROM jobs WHERE state = 'failed' ORDER BY id DESC LIMIT 50",
+			  0, NULL, &res);
+	if (!err) {
+		printf("failed jobs (newest first, at most 50): %d\n", PQntuples(res));
+		for (int i = 0; i < PQntuples(res); i++)
+			printf("  id=%s kind=%s attempts=%s at=%s error=%s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+			       PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4));
+	}
+	PQclear(res);
+	hie_db_release(pool, conn, err == HIE_EDB);
+	return err;
+}
+
+int node_cmd_status(const struct node_opts *o)
+{
+	struct oneshot s = {0};
+	int rows = 0;
+	hie_err_t err = oneshot_open(&s, o);
+	if (!err)
+		err = node_db_migrate(s.db.pool);
+	if (!err) {
+		printf("jobs by kind and state:\n");
+		err = hie_jobs_depth(s.db.pool, print_depth, &rows);
+		if (!err && rows == 0)
+			printf("  (none)\n");
+	}
+	if (!err)
+		err = print_failed(s.db.pool);
+	oneshot_close(&s);
+	if (err) {
+		fprintf(stderr, "hienode: status failed: %s\n", hie_strerror(err));
+		return 1;
+	}
+	return 0;
+}
