@@ -26,7 +26,7 @@ static hie_err_t enqueue_day(PGconn *conn, void *arg)
 {
 	struct sweep *s = arg;
 	struct tm tm;
-	char key[16];
+	char key[32];
 	gmtime_r(&s->day, &tm);
 	snprintf(key, sizeof key, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 	long long delay = ((long long)s->day - (long long)time(NULL)) * 1000;

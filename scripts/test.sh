@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
+# The release build of Quick start line 1 (gcc, optimised: it warns about things the test build does not).
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)"
 export CC=clang
 cmake -S . -B build-test -DHIENODE_TESTS=ON -DHIENODE_SANITIZE=ON -DHIENODE_FUZZ=ON >/dev/null
 cmake --build build-test -j"$(nproc)"
