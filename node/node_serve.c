@@ -176,6 +176,11 @@ static hie_err_t start(struct node *n)
 	if (!err)
 		err = http_bind(n);
 	if (!err)
+		err = metrics_setup(n);
+	/* Reads the TLS key while still root: key files are readable by root only (like nginx). */
+	if (!err)
+		err = http_setup(n);
+	if (!err)
 		err = node_db_open(&n->db, n->cfg, n->state_dir, &n->id, (int)hie_cfg_int(n->cfg, "database", "pool_size"));
 	if (err)
 		return err;
@@ -188,11 +193,7 @@ static hie_err_t start(struct node *n)
 	if (!err)
 		err = node_db_migrate(n->db.pool);
 	if (!err)
-		err = metrics_setup(n);
-	if (!err)
 		err = jobs_setup(n);
-	if (!err)
-		err = http_setup(n);
 	if (!err)
 		err = hie_jobs_start(n->jobs);
 	if (!err)

@@ -1,17 +1,80 @@
 /*
  * registry.h — the XDS.b registry and repository module's public door.
  *
- * For now it declares the module's configuration keys; transactions, stored queries and the patient index
- * are added behind it.
+ * Today: the module's configuration keys, its database migrations, and the patient identity index that the
+ * registry checks (XDSUnknownPatientId) and that the ITI-8 feed (notify/ over MLLP) and `hienode patient`
+ * maintain. Transactions and stored queries are added behind this header.
  */
 #ifndef HIENODE_REGISTRY_H
 #define HIENODE_REGISTRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
+#include <libpq-fe.h>
+
 #include "core/core_config.h"
+#include "core/core_db.h"
+#include "core/core_err.h"
 
 extern const struct hie_cfg_key registry_config_keys[];
 extern const size_t registry_config_nkeys;
+
+/* Schema of the module (module name "registry"); node/ applies it after core's. */
+extern const struct hie_db_migration registry_migrations[];
+extern const size_t registry_migrations_count;
+
+/* Patient identity index --------------------------------------------------------------------------------- */
+
+/*
+ * A patient identifier is an HL7 CX value with an ISO assigning authority: "ID^^^&OID&ISO" (the form XDS
+ * uses in patientId). registry_pid_parse() checks it and splits it; the canonical text form is rebuilt by
+ * registry_pid_format(). Limits: id 1..64 bytes of printable ASCII without ^ & ~ \ |, OID 1..64 bytes of
+ * digits and dots.
+ */
+struct registry_pid {
+	char id[65];
+	char oid[65];
+};
+hie_err_t registry_pid_parse(const char *cx, size_t len, struct registry_pid *out); /* HIE_EINVAL */
+void registry_pid_format(const struct registry_pid *pid, char *out, size_t outlen);  /* "id^^^&oid&ISO" */
+
+/* Demographics kept for federated patient discovery (XCPD). Empty strings = unknown. Never logged. */
+struct registry_patient {
+	struct registry_pid pid;
+	char family[128];
+	char given[128];
+	char birth_date[9];   /* YYYYMMDD, or "" */
+	char gender[2];       /* "M", "F", "O", "U" or "" */
+	char street[256];
+	char city[128];
+	char state[64];
+	char postal_code[32];
+	char country[64];
+	bool merged;          /* replaced by another id through a merge (A40) */
+	struct registry_pid merged_into;
+};
+
+/*
+ * Creates the patient or updates its demographics, inside the caller's transaction `tx` (the ITI-8 ACK
+ * and the CLI commit after it). *created (may be NULL) tells which. HIE_EINVAL for bad fields.
+ */
+hie_err_t registry_patient_upsert(PGconn *tx, const struct registry_patient *p, bool *created);
+
+/*
+ * Merge (ADT A40): `old_pid` is retired into `survivor` (created if unknown). Afterwards lookups of the old id
+ * report merged = true and merged_into = survivor. Inside the caller's transaction. Idempotent.
+ */
+hie_err_t registry_patient_merge(PGconn *tx, const struct registry_pid *survivor, const struct registry_pid *old_pid);
+
+/* Looks a patient up; HIE_ENOTFOUND when unknown. */
+hie_err_t registry_patient_get(PGconn *conn, const struct registry_pid *pid, struct registry_patient *out);
+
+/* True when the id is known and not merged away (what the registry checks for XDSUnknownPatientId). */
+hie_err_t registry_patient_known(PGconn *conn, const struct registry_pid *pid, bool *known);
+
+/* Calls fn for each patient in id order, at most `limit` (0 = all). */
+typedef void (*registry_patient_fn)(const struct registry_patient *p, void *arg);
+hie_err_t registry_patient_list(PGconn *conn, size_t limit, registry_patient_fn fn, void *arg);
 
 #endif
