@@ -32,6 +32,7 @@
 #include <openssl/ssl.h>
 
 #include "core/core_buf.h"
+#include "certtest.h"
 #include "core/core_log.h"
 #include "core/core_net.h"
 #include "core/core_tls.h"
@@ -43,33 +44,15 @@ static char ca_pem[128], srv_pem[128], srv_key[128], cli_pem[128], cli_key[128];
 
 static int make_certs(void)
 {
-	char cmd[4096];
-	snprintf(certdir, sizeof certdir, "/tmp/hie_net_test_XXXXXX");
-	if (!mkdtemp(certdir))
+	struct certtest ct;
+	if (certtest_make(&ct, "hie_net_test_") != 0)
 		return -1;
-	snprintf(cmd, sizeof cmd,
-		 "set -e; cd %s; exec >/dev/null 2>&1;"
-		 "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > srv.ext;"
-		 "printf 'extendedKeyUsage=clientAuth\\n' > cli.ext;"
-		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem"
-		 " -days 2 -subj /CN=TestCA -addext basicConstraints=critical,CA:TRUE"
-		 " -addext keyUsage=critical,keyCertSign,cRLSign;"
-		 "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr"
-		 " -subj /CN=localhost;"
-		 "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2"
-		 " -extfile srv.ext;"
-		 "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout cli.key -out cli.csr"
-		 " -subj /CN=client.test;"
-		 "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cli.pem -days 2"
-		 " -extfile cli.ext",
-		 certdir);
-	if (system(cmd) != 0)
-		return -1;
-	snprintf(ca_pem, sizeof ca_pem, "%s/ca.pem", certdir);
-	snprintf(srv_pem, sizeof srv_pem, "%s/srv.pem", certdir);
-	snprintf(srv_key, sizeof srv_key, "%s/srv.key", certdir);
-	snprintf(cli_pem, sizeof cli_pem, "%s/cli.pem", certdir);
-	snprintf(cli_key, sizeof cli_key, "%s/cli.key", certdir);
+	memcpy(certdir, ct.dir, sizeof certdir);
+	memcpy(ca_pem, ct.ca_pem, sizeof ca_pem);
+	memcpy(srv_pem, ct.srv_pem, sizeof srv_pem);
+	memcpy(srv_key, ct.srv_key, sizeof srv_key);
+	memcpy(cli_pem, ct.cli_pem, sizeof cli_pem);
+	memcpy(cli_key, ct.cli_key, sizeof cli_key);
 	return 0;
 }
 
