@@ -28,6 +28,13 @@ def test_start_health_metrics_stop():
         assert "hienode_jobs" in text, text[:3000]
         pg = n.postmaster_pid()
         assert pg and pid_alive(pg)
+        if os.geteuid() == 0:
+            # Started as root: the node and its cluster run as the unprivileged [node] user.
+            for pid in (n.proc.pid, pg):
+                with open("/proc/%d/status" % pid) as f:
+                    uids = [l.split()[1:] for l in f if l.startswith("Uid:")][0]
+                assert "0" not in uids, (pid, uids)
+            assert "event=start.drop user=hienode" in n.log()
         rc = n.stop(signal.SIGTERM)
         assert rc == 0, (rc, n.log_tail())
         assert wait_gone(pg, 5), "embedded PostgreSQL still running after the node stopped"
