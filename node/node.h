@@ -4,6 +4,7 @@
 #ifndef HIENODE_NODE_H
 #define HIENODE_NODE_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -26,6 +27,7 @@ int node_cmd_migrate(const struct node_opts *o);
 int node_cmd_check_config(const struct node_opts *o);
 int node_cmd_config(const struct node_opts *o);
 int node_cmd_status(const struct node_opts *o);
+int node_cmd_patient(const struct node_opts *o);
 
 /* Process plumbing (node_process.c). */
 struct node_identity {
@@ -67,5 +69,20 @@ hie_err_t node_db_open(struct node_db *db, const struct hie_cfg *cfg, const char
 hie_err_t node_db_migrate(struct hie_db_pool *pool);
 /* Closes the pool; stops an embedded cluster this call started (serve: always stops it). */
 void node_db_close(struct node_db *db);
+
+/*
+ * One-shot commands (migrate, status, patient, ...): configuration, identity, state directory and a pool of
+ * one connection. An embedded cluster that was not running is started and stopped again by close; a running
+ * one (a node uses it) is left alone. node_oneshot_open prints configuration errors itself; on failure the
+ * caller still calls node_oneshot_close. s must be zeroed first.
+ */
+struct node_oneshot {
+	struct hie_cfg *cfg;
+	struct node_identity id;
+	char state_dir[PATH_MAX];
+	struct node_db db;
+};
+hie_err_t node_oneshot_open(struct node_oneshot *s, const struct node_opts *o);
+void node_oneshot_close(struct node_oneshot *s);
 
 #endif

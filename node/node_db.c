@@ -1,7 +1,7 @@
 /*
  * node_db.c — the node's database: the embedded cluster (or [database] url), the pool, the migrations of
- * every module. Shared by `serve` and the one-shot commands (migrate, status), which leave an embedded
- * cluster as they found it: stopped if they started it, running if a node was already using it.
+ * every module. Shared by `serve` and the one-shot commands (migrate, status, patient: node_oneshot_open/close),
+ * which leave an embedded cluster as they found it: stopped if they started it, running if a node was using it.
  */
 #include <errno.h>
 #include <limits.h>
@@ -13,6 +13,8 @@
 #include "core/core_jobs.h"
 #include "core/core_log.h"
 #include "node/node.h"
+#include "notify/notify.h"
+#include "registry/registry.h"
 
 /* Every module's migrations, in dependency order (core first). */
 static const struct {
@@ -20,6 +22,8 @@ static const struct {
 	const size_t *n;
 } all_migrations[] = {
 	{hie_jobs_migrations, &hie_jobs_migrations_count},
+	{registry_migrations, &registry_migrations_count},
+	{notify_migrations, &notify_migrations_count},
 };
 
 hie_err_t node_db_migrate(struct hie_db_pool *pool)
@@ -104,4 +108,24 @@ void node_db_close(struct node_db *db)
 			hie_log(HIE_LOG_ERR, "event=db.embedded.stop error=failed");
 		db->pg = NULL;
 	}
+}
+
+hie_err_t node_oneshot_open(struct node_oneshot *s, const struct node_opts *o)
+{
+	s->cfg = node_config_load(o->config_path);
+	if (!s->cfg)
+		return HIE_ECONFIG;
+	hie_err_t err = node_identity_resolve(s->cfg, &s->id);
+	if (!err)
+		err = node_state_dir_prepare(s->cfg, &s->id, s->state_dir, sizeof s->state_dir);
+	if (!err)
+		err = node_db_open(&s->db, s->cfg, s->state_dir, &s->id, 1);
+	return err;
+}
+
+void node_oneshot_close(struct node_oneshot *s)
+{
+	node_db_close(&s->db);
+	hie_cfg_free(s->cfg);
+	s->cfg = NULL;
 }

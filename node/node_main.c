@@ -17,6 +17,8 @@ static const struct {
 	{"config", node_cmd_config, "--reference: every key with type, default, range and meaning; --example: a "
 				    "documented example file; no flag: the effective values"},
 	{"status", node_cmd_status, "queues by kind and state, failed jobs"},
+	{"patient", node_cmd_patient, "add --id 'ID^^^&OID&ISO' [--family F --given G --birth-date YYYYMMDD "
+				      "--gender M|F|O|U ...] | list [--limit N] | show --id ID: the patient index"},
 };
 
 static void usage(FILE *out)

@@ -1,10 +1,10 @@
 /*
  * node_serve.c — `hienode serve`: the node's life from start-up to a graceful stop.
  *
- * Order matters: configuration; state directory; bind the HTTP port (as root if need be); the embedded
- * PostgreSQL (its processes run as [node] user); drop privileges; pool and migrations; job workers; HTTP
- * (SOAP endpoints, /healthz, /metrics). SIGTERM or SIGINT then stops accepting, lets in-flight requests and
- * jobs finish within [node] shutdown_timeout, and stops the cluster. Exit 0 after a clean stop, 1 when
+ * Order matters: configuration; state directory; bind the HTTP and MLLP ports (as root if need be); the
+ * embedded PostgreSQL (its processes run as [node] user); drop privileges; pool and migrations; job workers;
+ * MLLP (ITI-8 feed); HTTP (SOAP endpoints, /healthz, /metrics). SIGTERM or SIGINT then stops accepting (MLLP
+ * first), lets in-flight messages, requests and jobs finish within [node] shutdown_timeout, and stops the cluster. Exit 0 after a clean stop, 1 when
  * start-up failed.
  */
 #include <limits.h>
@@ -20,6 +20,7 @@
 #include "core/core_metrics.h"
 #include "core/core_net.h"
 #include "node/node.h"
+#include "notify/notify.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define NODE_ASAN 1
@@ -40,6 +41,8 @@ struct node {
 	struct hie_http_health health;
 	struct node_web *web;
 	int http_fd;
+	struct hie_net_listener *mllp_l; /* bound before the privilege drop, served after the jobs start */
+	struct notify_mllp *mllp;
 };
 
 static hie_err_t health_check(void *ctx)
@@ -116,6 +119,28 @@ static hie_err_t http_bind(struct node *n)
 	return HIE_OK;
 }
 
+/* Binds the MLLP port (ITI-8 feed) with the HTTP port, before privileges are dropped; "" disables it. */
+static hie_err_t mllp_bind(struct node *n)
+{
+	const char *listen = hie_cfg_str(n->cfg, "mllp", "listen");
+	if (!listen[0])
+		return HIE_OK;
+	hie_err_t err = hie_net_listen(listen, &n->mllp_l);
+	if (err)
+		hie_log(HIE_LOG_ERR, "event=start.mllp error=bind listen=%s", listen);
+	return err;
+}
+
+static hie_err_t mllp_start(struct node *n)
+{
+	if (!n->mllp_l)
+		return HIE_OK;
+	hie_err_t err = notify_mllp_start(n->mllp_l, n->db.pool, n->cfg, &n->mllp);
+	if (!err)
+		n->mllp_l = NULL; /* owned by the server now */
+	return err;
+}
+
 static hie_err_t http_setup(struct node *n)
 {
 	const struct hie_cfg *c = n->cfg;
@@ -176,6 +201,8 @@ static hie_err_t start(struct node *n)
 	if (!err)
 		err = http_bind(n);
 	if (!err)
+		err = mllp_bind(n);
+	if (!err)
 		err = metrics_setup(n);
 	/* Reads the TLS key while still root: key files are readable by root only (like nginx). */
 	if (!err)
@@ -197,12 +224,19 @@ static hie_err_t start(struct node *n)
 	if (!err)
 		err = hie_jobs_start(n->jobs);
 	if (!err)
+		err = mllp_start(n);
+	if (!err)
 		err = hie_http_start(n->http);
 	return err;
 }
 
 static void stop(struct node *n)
 {
+	/* MLLP first: messages in flight are answered (within the bound) while the database is still there. */
+	notify_mllp_stop(n->mllp, (int)hie_cfg_int(n->cfg, "node", "shutdown_timeout"));
+	n->mllp = NULL;
+	hie_net_listener_close(n->mllp_l);
+	n->mllp_l = NULL;
 	hie_http_stop(n->http);
 	if (n->jobs && hie_jobs_stop(n->jobs) == HIE_ETIMEOUT) {
 		/* Handlers still running past the bound: their leases expire and the jobs run again elsewhere. */

@@ -11,39 +11,13 @@
 #include "core/core_log.h"
 #include "node/node.h"
 
-struct oneshot {
-	struct hie_cfg *cfg;
-	struct node_identity id;
-	char state_dir[PATH_MAX];
-	struct node_db db;
-};
-
-static hie_err_t oneshot_open(struct oneshot *s, const struct node_opts *o)
-{
-	s->cfg = node_config_load(o->config_path);
-	if (!s->cfg)
-		return HIE_ECONFIG;
-	hie_err_t err = node_identity_resolve(s->cfg, &s->id);
-	if (!err)
-		err = node_state_dir_prepare(s->cfg, &s->id, s->state_dir, sizeof s->state_dir);
-	if (!err)
-		err = node_db_open(&s->db, s->cfg, s->state_dir, &s->id, 1);
-	return err;
-}
-
-static void oneshot_close(struct oneshot *s)
-{
-	node_db_close(&s->db);
-	hie_cfg_free(s->cfg);
-}
-
 int node_cmd_migrate(const struct node_opts *o)
 {
-	struct oneshot s = {0};
-	hie_err_t err = oneshot_open(&s, o);
+	struct node_oneshot s = {0};
+	hie_err_t err = node_oneshot_open(&s, o);
 	if (!err)
 		err = node_db_migrate(s.db.pool);
-	oneshot_close(&s);
+	node_oneshot_close(&s);
 	if (err) {
 		fprintf(stderr, "hienode: migrate failed: %s\n", hie_strerror(err));
 		return 1;
@@ -83,9 +57,9 @@ static hie_err_t print_failed(struct hie_db_pool *pool)
 
 int node_cmd_status(const struct node_opts *o)
 {
-	struct oneshot s = {0};
+	struct node_oneshot s = {0};
 	int rows = 0;
-	hie_err_t err = oneshot_open(&s, o);
+	hie_err_t err = node_oneshot_open(&s, o);
 	if (!err)
 		err = node_db_migrate(s.db.pool);
 	if (!err) {
@@ -96,7 +70,7 @@ int node_cmd_status(const struct node_opts *o)
 	}
 	if (!err)
 		err = print_failed(s.db.pool);
-	oneshot_close(&s);
+	node_oneshot_close(&s);
 	if (err) {
 		fprintf(stderr, "hienode: status failed: %s\n", hie_strerror(err));
 		return 1;

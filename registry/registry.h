@@ -38,6 +38,8 @@ struct registry_pid {
 };
 hie_err_t registry_pid_parse(const char *cx, size_t len, struct registry_pid *out); /* HIE_EINVAL */
 void registry_pid_format(const struct registry_pid *pid, char *out, size_t outlen);  /* "id^^^&oid&ISO" */
+/* Room for the canonical text form and its NUL (64 + 4 + 64 + 4 + 1). */
+#define REGISTRY_PID_TEXT_MAX 137
 
 /* Demographics kept for federated patient discovery (XCPD). Empty strings = unknown. Never logged. */
 struct registry_patient {
@@ -58,8 +60,19 @@ struct registry_patient {
 /*
  * Creates the patient or updates its demographics, inside the caller's transaction `tx` (the ITI-8 ACK
  * and the CLI commit after it). *created (may be NULL) tells which. HIE_EINVAL for bad fields.
+ * On update, a field left empty keeps its stored value (as an HL7 v2 field that is not sent means "no
+ * change"); p->merged and p->merged_into are ignored (only a merge sets them), so a merged id stays merged.
  */
 hie_err_t registry_patient_upsert(PGconn *tx, const struct registry_patient *p, bool *created);
+
+/*
+ * The checks upsert applies, for callers that want to say which field is wrong before touching the database:
+ * pid as registry_pid_parse() accepts it; text fields NUL-terminated in their arrays, valid UTF-8 without
+ * control characters; birth_date "" or a real YYYYMMDD date (year 1000..9999); gender "", M, F, O or U.
+ * HIE_EINVAL with *bad_field (may be NULL) = the struct member's name ("pid", "family", "birth_date", ...), a
+ * static string.
+ */
+hie_err_t registry_patient_validate(const struct registry_patient *p, const char **bad_field);
 
 /*
  * Merge (ADT A40): `old_pid` is retired into `survivor` (created if unknown). Afterwards lookups of the old id

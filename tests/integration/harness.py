@@ -43,13 +43,14 @@ class Node:
         self.state = os.path.join(self.dir, "state")
         self.log_path = os.path.join(self.dir, "node.log")
         self.http_port = free_port()
+        self.mllp_port = free_port()
         self.env = dict(os.environ)
         self.env.update({
             "HIENODE_NODE_STATE_DIR": self.state,
             "HIENODE_HTTP_LISTEN": "127.0.0.1:%d" % self.http_port,
             "HIENODE_SMTP_LISTEN": "127.0.0.1:%d" % free_port(),
             "HIENODE_SUBMISSION_LISTEN": "127.0.0.1:%d" % free_port(),
-            "HIENODE_MLLP_LISTEN": "127.0.0.1:%d" % free_port(),
+            "HIENODE_MLLP_LISTEN": "127.0.0.1:%d" % self.mllp_port,
             "HIENODE_LOG_LEVEL": "debug",
             "HIENODE_NODE_SHUTDOWN_TIMEOUT": "10s",
         })
