@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "registry/registry.h"
 #include "registry/registry_validate.h"
 
 #define Q(v) ((v) ? (v) : "")
@@ -112,21 +113,11 @@ bool registry_validate_uid(const char *v)
 	return oid_n(v, (size_t)(caret - v));
 }
 
+/* The patient index's parser is the one definition of an XDS patient id (ITI TF-3 4.2.3.1.7.2). */
 bool registry_validate_cx(const char *v)
 {
-	if (!v)
-		return false;
-	const char *sep = strstr(v, "^^^&");
-	if (!sep || sep == v || (size_t)(sep - v) > 64)
-		return false;
-	for (const char *p = v; p < sep; p++) {
-		unsigned char c = (unsigned char)*p;
-		if (c <= 0x20 || c >= 0x7f || c == '^' || c == '&' || c == '~' || c == '\\' || c == '|')
-			return false;
-	}
-	const char *oid = sep + 4;
-	const char *amp = strchr(oid, '&');
-	return amp && strcmp(amp, "&ISO") == 0 && oid_n(oid, (size_t)(amp - oid));
+	struct registry_pid pid;
+	return v && registry_pid_parse(v, strlen(v), &pid) == HIE_OK;
 }
 
 bool registry_validate_hash(const char *v)
