@@ -18,44 +18,25 @@ static struct hie_db_pool *P; /* shared pool, size 4 */
 static int group_setup(void **state)
 {
 	(void)state;
-	if (pgtest_start(&T) != 0)
-		return -1;
-	if (T.skip)
-		return 0;
-	return pgtest_pool(&T, 4, 0, &P) == HIE_OK ? 0 : -1;
+	return pgtest_open(&T, 4, NULL, 0, &P);
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	hie_db_pool_close(P);
-	pgtest_stop(&T);
+	pgtest_close(&T, P);
 	return 0;
 }
 
 /* Runs SQL on the shared pool and returns the first value as an integer (-1 on any failure). */
 static long long scalar(const char *sql)
 {
-	PGconn *c;
-	PGresult *r;
-	long long v = -1;
-	if (hie_db_acquire(P, -1, &c))
-		return -1;
-	if (hie_db_exec(c, sql, 0, NULL, &r) == HIE_OK) {
-		if (hie_db_get_ll(r, 0, 0, &v))
-			v = -1;
-		PQclear(r);
-	}
-	hie_db_release(P, c, false);
-	return v;
+	return pgtest_scalar(P, sql, NULL);
 }
 
 static void exec_ok(const char *sql)
 {
-	PGconn *c;
-	assert_int_equal(hie_db_acquire(P, -1, &c), HIE_OK);
-	assert_int_equal(hie_db_exec(c, sql, 0, NULL, NULL), HIE_OK);
-	hie_db_release(P, c, false);
+	assert_int_equal(pgtest_exec(P, sql), HIE_OK);
 }
 
 static long long backend_pid(PGconn *c)

@@ -22,46 +22,25 @@ static struct hie_db_pool *P;
 static int group_setup(void **state)
 {
 	(void)state;
-	if (pgtest_start(&T) != 0)
-		return -1;
-	if (T.skip)
-		return 0;
-	if (pgtest_pool(&T, 8, 0, &P) != HIE_OK)
-		return -1;
-	return hie_db_migrate(P, hie_jobs_migrations, hie_jobs_migrations_count, NULL) == HIE_OK ? 0 : -1;
+	const struct pgtest_schema schema[] = {{hie_jobs_migrations, hie_jobs_migrations_count}};
+	return pgtest_open(&T, 8, schema, 1, &P);
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	hie_db_pool_close(P);
-	pgtest_stop(&T);
+	pgtest_close(&T, P);
 	return 0;
 }
 
 static long long scalar(const char *sql, const char *param)
 {
-	PGconn *c;
-	PGresult *r;
-	long long v = -1;
-	if (hie_db_acquire(P, -1, &c))
-		return -1;
-	const char *p[] = {param};
-	if (hie_db_exec(c, sql, param ? 1 : 0, p, &r) == HIE_OK) {
-		if (hie_db_get_ll(r, 0, 0, &v))
-			v = -1;
-		PQclear(r);
-	}
-	hie_db_release(P, c, false);
-	return v;
+	return pgtest_scalar(P, sql, param);
 }
 
 static void exec_ok(const char *sql)
 {
-	PGconn *c;
-	assert_int_equal(hie_db_acquire(P, -1, &c), HIE_OK);
-	assert_int_equal(hie_db_exec(c, sql, 0, NULL, NULL), HIE_OK);
-	hie_db_release(P, c, false);
+	assert_int_equal(pgtest_exec(P, sql), HIE_OK);
 }
 
 static int setup(void **state)

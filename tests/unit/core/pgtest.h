@@ -5,6 +5,8 @@
  *   if (pgtest_start(&t) != 0) ...          group setup; t.skip is set when the machine cannot run one
  *   pgtest_pool(&t, size, &pool)            a pool on the cluster's database
  *   pgtest_stop(&t)                         group teardown: stops the cluster and removes the directory
+ *   pgtest_open / pgtest_close              the usual group setup/teardown: cluster, pool, schema
+ *   pgtest_exec / pgtest_scalar             run SQL on a pool (statement; first value as an integer)
  *
  * When running as root (CI), the cluster runs as the unprivileged user "hienode", created here if missing.
  * A test is skipped with a message only when no PostgreSQL binaries exist or that user cannot be created;
@@ -121,6 +123,68 @@ static inline void pgtest_stop(struct pgtest *t)
 	t->pg = NULL;
 	if (t->dir[0] && !getenv("PGTEST_KEEP"))
 		pgtest_rmrf(t->dir);
+}
+
+/* A module's migrations, for pgtest_open. */
+struct pgtest_schema {
+	const struct hie_db_migration *migs;
+	size_t n;
+};
+
+/*
+ * Group setup shared by the database suites: starts the cluster, opens a pool of `size` connections and
+ * applies the schemas in order. Returns 0 (also when t->skip is set: then *pool stays NULL) or -1.
+ */
+static inline int pgtest_open(struct pgtest *t, int size, const struct pgtest_schema *schemas, size_t nschemas,
+			      struct hie_db_pool **pool)
+{
+	*pool = NULL;
+	if (pgtest_start(t) != 0)
+		return -1;
+	if (t->skip)
+		return 0;
+	if (pgtest_pool(t, size, 0, pool) != HIE_OK)
+		return -1;
+	for (size_t i = 0; i < nschemas; i++)
+		if (hie_db_migrate(*pool, schemas[i].migs, schemas[i].n, NULL) != HIE_OK)
+			return -1;
+	return 0;
+}
+
+static inline void pgtest_close(struct pgtest *t, struct hie_db_pool *pool)
+{
+	hie_db_pool_close(pool);
+	pgtest_stop(t);
+}
+
+/* Runs one statement without parameters on a pooled connection. */
+static inline hie_err_t pgtest_exec(struct hie_db_pool *pool, const char *sql)
+{
+	PGconn *c;
+	hie_err_t err = hie_db_acquire(pool, -1, &c);
+	if (err)
+		return err;
+	err = hie_db_exec(c, sql, 0, NULL, NULL);
+	hie_db_release(pool, c, false);
+	return err;
+}
+
+/* First value of a query (with at most one text parameter) as an integer; -1 on any failure. */
+static inline long long pgtest_scalar(struct hie_db_pool *pool, const char *sql, const char *param)
+{
+	PGconn *c;
+	PGresult *r;
+	long long v = -1;
+	if (hie_db_acquire(pool, -1, &c))
+		return -1;
+	const char *p[] = {param};
+	if (hie_db_exec(c, sql, param ? 1 : 0, p, &r) == HIE_OK) {
+		if (hie_db_get_ll(r, 0, 0, &v))
+			v = -1;
+		PQclear(r);
+	}
+	hie_db_release(pool, c, false);
+	return v;
 }
 
 #define PGTEST_SKIP_IF_NEEDED(t)                                                                                   \

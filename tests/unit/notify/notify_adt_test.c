@@ -24,22 +24,14 @@ static struct hie_db_pool *P;
 static int group_setup(void **state)
 {
 	hie_log_set_level(HIE_LOG_WARN);
-	if (pgtest_start(&T) != 0)
-		return -1;
-	if (T.skip)
-		return 0;
-	if (pgtest_pool(&T, 4, 0, &P) != HIE_OK)
-		return -1;
-	if (hie_db_migrate(P, registry_migrations, registry_migrations_count, NULL) != HIE_OK ||
-	    hie_db_migrate(P, notify_migrations, notify_migrations_count, NULL) != HIE_OK)
-		return -1;
-	return 0;
+	const struct pgtest_schema schema[] = {{registry_migrations, registry_migrations_count},
+					       {notify_migrations, notify_migrations_count}};
+	return pgtest_open(&T, 4, schema, 2, &P);
 }
 
 static int group_teardown(void **state)
 {
-	hie_db_pool_close(P);
-	pgtest_stop(&T);
+	pgtest_close(&T, P);
 	return 0;
 }
 

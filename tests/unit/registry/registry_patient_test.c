@@ -21,22 +21,15 @@ static struct hie_db_pool *P;
 static int group_setup(void **state)
 {
 	(void)state;
-	if (pgtest_start(&T) != 0)
-		return -1;
-	if (T.skip)
-		return 0;
-	if (pgtest_pool(&T, 4, 0, &P) != HIE_OK)
-		return -1;
-	if (hie_db_migrate(P, hie_jobs_migrations, hie_jobs_migrations_count, NULL) != HIE_OK)
-		return -1;
-	return hie_db_migrate(P, registry_migrations, registry_migrations_count, NULL) == HIE_OK ? 0 : -1;
+	const struct pgtest_schema schema[] = {{hie_jobs_migrations, hie_jobs_migrations_count},
+					       {registry_migrations, registry_migrations_count}};
+	return pgtest_open(&T, 4, schema, 2, &P);
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	hie_db_pool_close(P);
-	pgtest_stop(&T);
+	pgtest_close(&T, P);
 	return 0;
 }
 
