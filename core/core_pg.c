@@ -45,6 +45,7 @@ struct hie_pg {
 	int port;
 	int timeout_s;
 	bool drop;   /* running as root: children switch to uid/gid */
+	bool reused; /* hie_pg_start found the server already running and did not start it */
 	uid_t uid;
 	gid_t gid;
 	int logfd;
@@ -667,6 +668,7 @@ hie_err_t hie_pg_start(struct hie_pg **out, const struct hie_pg_opts *opts)
 	if (err)
 		goto out;
 	err = recover(pg, &reuse);
+	pg->reused = reuse;
 	if (err)
 		goto out;
 	if (!reuse) {
@@ -718,4 +720,9 @@ void hie_pg_forget(struct hie_pg *pg)
 	if (pg->logfd >= 0)
 		close(pg->logfd);
 	free(pg);
+}
+
+bool hie_pg_reused(const struct hie_pg *pg)
+{
+	return pg->reused;
 }

@@ -22,6 +22,7 @@
 #ifndef HIENODE_CORE_PG_H
 #define HIENODE_CORE_PG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/core_err.h"
@@ -41,6 +42,8 @@ hie_err_t hie_pg_start(struct hie_pg **out, const struct hie_pg_opts *opts);
 
 /* "host=<run> port=<port> dbname=hienode user=<user>", owned by pg, valid until stop/forget. */
 const char *hie_pg_conninfo(const struct hie_pg *pg);
+/* True when hie_pg_start found the server already running (a node using it, or one left by a killed node). */
+bool hie_pg_reused(const struct hie_pg *pg);
 /* Absolute path of the data directory, owned by pg. */
 const char *hie_pg_datadir(const struct hie_pg *pg);
 

@@ -62,7 +62,6 @@ struct node_db {
 	struct hie_pg *pg;        /* embedded cluster, or NULL with [database] url */
 	struct hie_db_pool *pool;
 	bool was_running;         /* the embedded cluster was already up (a node uses it): leave it up */
-	bool keep_running;
 };
 hie_err_t node_db_open(struct node_db *db, const struct hie_cfg *cfg, const char *state_dir,
 		       const struct node_identity *id, int pool_size);

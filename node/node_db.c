@@ -3,11 +3,6 @@
  * every module. Shared by `serve` and the one-shot commands (migrate, status, patient: node_oneshot_open/close),
  * which leave an embedded cluster as they found it: stopped if they started it, running if a node was using it.
  */
-#include <errno.h>
-#include <limits.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/core_jobs.h"
@@ -40,27 +35,6 @@ hie_err_t node_db_migrate(struct hie_db_pool *pool)
 	return HIE_OK;
 }
 
-/* True when a postmaster is alive for this state directory (a running node, or one left by a SIGKILL). */
-static bool embedded_running(const char *state_dir)
-{
-	char path[PATH_MAX];
-	snprintf(path, sizeof path, "%s/pg/data/postmaster.pid", state_dir);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return false;
-	char line[32] = "";
-	bool alive = false;
-	if (fgets(line, sizeof line, f)) {
-		char *end;
-		errno = 0;
-		long pid = strtol(line, &end, 10);
-		if (!errno && end != line && pid > 1)
-			alive = kill((pid_t)pid, 0) == 0 || errno == EPERM;
-	}
-	fclose(f);
-	return alive;
-}
-
 hie_err_t node_db_open(struct node_db *db, const struct hie_cfg *cfg, const char *state_dir,
 		       const struct node_identity *id, int pool_size)
 {
@@ -68,7 +42,6 @@ hie_err_t node_db_open(struct node_db *db, const struct hie_cfg *cfg, const char
 	const char *conninfo = hie_cfg_str(cfg, "database", "url");
 	hie_err_t err;
 	if (conninfo[0] == '\0') {
-		db->was_running = embedded_running(state_dir);
 		struct hie_pg_opts po = {
 			.state_dir = state_dir,
 			.bindir = hie_cfg_str(cfg, "database", "pg_bindir"),
@@ -80,6 +53,7 @@ hie_err_t node_db_open(struct node_db *db, const struct hie_cfg *cfg, const char
 				hie_errname(err), state_dir);
 			return err;
 		}
+		db->was_running = hie_pg_reused(db->pg);
 		conninfo = hie_pg_conninfo(db->pg);
 	}
 	struct hie_db_opts o = {
@@ -102,7 +76,7 @@ void node_db_close(struct node_db *db)
 	hie_db_pool_close(db->pool);
 	db->pool = NULL;
 	if (db->pg) {
-		if (db->keep_running || db->was_running)
+		if (db->was_running)
 			hie_pg_forget(db->pg);
 		else if (hie_pg_stop(db->pg))
 			hie_log(HIE_LOG_ERR, "event=db.embedded.stop error=failed");
