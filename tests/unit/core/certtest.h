@@ -47,4 +47,12 @@ static inline int certtest_make(struct certtest *ct, const char *prefix)
 	return 0;
 }
 
+/* Removes the directory and everything in it. Returns 0 on success. */
+static inline int certtest_remove(const struct certtest *ct)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", ct->dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
 #endif

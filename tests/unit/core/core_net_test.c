@@ -39,20 +39,12 @@
 
 /* --- certificates ------------------------------------------------------------------------------- */
 
-static char certdir[64];
-static char ca_pem[128], srv_pem[128], srv_key[128], cli_pem[128], cli_key[128];
+static struct certtest CT;
 
 static int make_certs(void)
 {
-	struct certtest ct;
-	if (certtest_make(&ct, "hie_net_test_") != 0)
+	if (certtest_make(&CT, "hie_net_test_") != 0)
 		return -1;
-	memcpy(certdir, ct.dir, sizeof certdir);
-	memcpy(ca_pem, ct.ca_pem, sizeof ca_pem);
-	memcpy(srv_pem, ct.srv_pem, sizeof srv_pem);
-	memcpy(srv_key, ct.srv_key, sizeof srv_key);
-	memcpy(cli_pem, ct.cli_pem, sizeof cli_pem);
-	memcpy(cli_key, ct.cli_key, sizeof cli_key);
 	return 0;
 }
 
@@ -336,7 +328,7 @@ static void expect_eof(struct cli *c)
 static SSL_CTX *client_ctx(bool with_cert)
 {
 	SSL_CTX *ctx;
-	assert_int_equal(hie_tls_client_ctx(ca_pem, with_cert ? cli_pem : NULL, with_cert ? cli_key : NULL, &ctx),
+	assert_int_equal(hie_tls_client_ctx(CT.ca_pem, with_cert ? CT.cli_pem : NULL, with_cert ? CT.cli_key : NULL, &ctx),
 			 HIE_OK);
 	return ctx;
 }
@@ -510,7 +502,7 @@ static void test_per_ip_limit(void **state)
 static SSL_CTX *server_ctx(bool verify_client)
 {
 	SSL_CTX *ctx;
-	assert_int_equal(hie_tls_server_ctx(srv_pem, srv_key, verify_client ? ca_pem : NULL, verify_client, &ctx),
+	assert_int_equal(hie_tls_server_ctx(CT.srv_pem, CT.srv_key, verify_client ? CT.ca_pem : NULL, verify_client, &ctx),
 			 HIE_OK);
 	return ctx;
 }
@@ -858,9 +850,7 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	char cmd[256];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", certdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return certtest_remove(&CT);
 }
 
 int main(void)

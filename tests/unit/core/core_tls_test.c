@@ -25,21 +25,14 @@
 #include "core/core_log.h"
 #include "core/core_tls.h"
 
-static char certdir[64];
-static char ca_pem[128], srv_pem[128], srv_key[128], cli_pem[128], cli_key[128], missing[128];
+static struct certtest CT;
+static char missing[128];
 
 static int make_certs(void)
 {
-	struct certtest ct;
-	if (certtest_make(&ct, "hie_tls_test_") != 0)
+	if (certtest_make(&CT, "hie_tls_test_") != 0)
 		return -1;
-	memcpy(certdir, ct.dir, sizeof certdir);
-	memcpy(ca_pem, ct.ca_pem, sizeof ca_pem);
-	memcpy(srv_pem, ct.srv_pem, sizeof srv_pem);
-	memcpy(srv_key, ct.srv_key, sizeof srv_key);
-	memcpy(cli_pem, ct.cli_pem, sizeof cli_pem);
-	memcpy(cli_key, ct.cli_key, sizeof cli_key);
-	snprintf(missing, sizeof missing, "%s/nope.pem", certdir);
+	snprintf(missing, sizeof missing, "%s/nope.pem", CT.dir);
 	return 0;
 }
 
@@ -108,22 +101,22 @@ static void test_server_ctx_loading(void **state)
 		bool verify;
 		hie_err_t want;
 	} cases[] = {
-		{ .name = "plain", .cert = srv_pem, .key = srv_key, .want = HIE_OK },
-		{ .name = "mtls", .cert = srv_pem, .key = srv_key,
-		  .ca = ca_pem, .verify = true, .want = HIE_OK },
-		{ .name = "ca_dir", .cert = srv_pem, .key = srv_key,
-		  .ca = certdir, .verify = true, .want = HIE_OK },
-		{ .name = "verify_without_ca", .cert = srv_pem, .key = srv_key,
+		{ .name = "plain", .cert = CT.srv_pem, .key = CT.srv_key, .want = HIE_OK },
+		{ .name = "mtls", .cert = CT.srv_pem, .key = CT.srv_key,
+		  .ca = CT.ca_pem, .verify = true, .want = HIE_OK },
+		{ .name = "ca_dir", .cert = CT.srv_pem, .key = CT.srv_key,
+		  .ca = CT.dir, .verify = true, .want = HIE_OK },
+		{ .name = "verify_without_ca", .cert = CT.srv_pem, .key = CT.srv_key,
 		  .verify = true, .want = HIE_EINVAL },
-		{ .name = "missing_cert", .cert = missing, .key = srv_key,
+		{ .name = "missing_cert", .cert = missing, .key = CT.srv_key,
 		  .want = HIE_ETLS },
-		{ .name = "missing_key", .cert = srv_pem, .key = missing,
+		{ .name = "missing_key", .cert = CT.srv_pem, .key = missing,
 		  .want = HIE_ETLS },
-		{ .name = "key_mismatch", .cert = srv_pem, .key = cli_key,
+		{ .name = "key_mismatch", .cert = CT.srv_pem, .key = CT.cli_key,
 		  .want = HIE_ETLS },
-		{ .name = "key_as_cert", .cert = srv_key, .key = srv_key,
+		{ .name = "key_as_cert", .cert = CT.srv_key, .key = CT.srv_key,
 		  .want = HIE_ETLS },
-		{ .name = "missing_ca", .cert = srv_pem, .key = srv_key,
+		{ .name = "missing_ca", .cert = CT.srv_pem, .key = CT.srv_key,
 		  .ca = missing, .verify = true, .want = HIE_ECONFIG },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -149,12 +142,12 @@ static void test_client_ctx_loading(void **state)
 	assert_int_equal(SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER, SSL_VERIFY_PEER);
 	assert_int_equal(SSL_CTX_get_min_proto_version(ctx), TLS1_2_VERSION);
 	hie_tls_ctx_free(ctx);
-	assert_int_equal(hie_tls_client_ctx(ca_pem, cli_pem, cli_key, &ctx), HIE_OK);
+	assert_int_equal(hie_tls_client_ctx(CT.ca_pem, CT.cli_pem, CT.cli_key, &ctx), HIE_OK);
 	hie_tls_ctx_free(ctx);
-	assert_int_equal(hie_tls_client_ctx(ca_pem, cli_pem, NULL, &ctx), HIE_EINVAL);
+	assert_int_equal(hie_tls_client_ctx(CT.ca_pem, CT.cli_pem, NULL, &ctx), HIE_EINVAL);
 	assert_null(ctx);
-	assert_int_equal(hie_tls_client_ctx(ca_pem, NULL, cli_key, &ctx), HIE_EINVAL);
-	assert_int_equal(hie_tls_client_ctx(ca_pem, cli_pem, srv_key, &ctx), HIE_ETLS);
+	assert_int_equal(hie_tls_client_ctx(CT.ca_pem, NULL, CT.cli_key, &ctx), HIE_EINVAL);
+	assert_int_equal(hie_tls_client_ctx(CT.ca_pem, CT.cli_pem, CT.srv_key, &ctx), HIE_ETLS);
 	assert_int_equal(hie_tls_client_ctx(missing, NULL, NULL, &ctx), HIE_ECONFIG);
 	hie_tls_ctx_free(NULL);
 }
@@ -176,10 +169,10 @@ static void test_peer_verification(void **state)
 		{ .host = "localhost", .trusted_ca = false, .ok = false },
 	};
 	SSL_CTX *sctx;
-	assert_int_equal(hie_tls_server_ctx(srv_pem, srv_key, NULL, false, &sctx), HIE_OK);
+	assert_int_equal(hie_tls_server_ctx(CT.srv_pem, CT.srv_key, NULL, false, &sctx), HIE_OK);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		SSL_CTX *cctx;
-		assert_int_equal(hie_tls_client_ctx(cases[i].trusted_ca ? ca_pem : cli_pem, NULL, NULL, &cctx),
+		assert_int_equal(hie_tls_client_ctx(cases[i].trusted_ca ? CT.ca_pem : CT.cli_pem, NULL, NULL, &cctx),
 				 HIE_OK);
 		struct hs r = handshake(sctx, cctx, cases[i].host);
 		if (r.client_ok != cases[i].ok)
@@ -192,7 +185,7 @@ static void test_peer_verification(void **state)
 static void test_old_protocols_refused(void **state)
 {
 	SSL_CTX *sctx, *old;
-	assert_int_equal(hie_tls_server_ctx(srv_pem, srv_key, NULL, false, &sctx), HIE_OK);
+	assert_int_equal(hie_tls_server_ctx(CT.srv_pem, CT.srv_key, NULL, false, &sctx), HIE_OK);
 	/* A client that speaks at most TLS 1.1 (and no verification, to isolate the version). */
 	old = SSL_CTX_new(TLS_client_method());
 	SSL_CTX_set_min_proto_version(old, TLS1_VERSION);
@@ -209,9 +202,9 @@ static void test_old_protocols_refused(void **state)
 static void test_client_cert_required(void **state)
 {
 	SSL_CTX *sctx, *anon, *mine, *opt;
-	assert_int_equal(hie_tls_server_ctx(srv_pem, srv_key, ca_pem, true, &sctx), HIE_OK);
-	assert_int_equal(hie_tls_client_ctx(ca_pem, NULL, NULL, &anon), HIE_OK);
-	assert_int_equal(hie_tls_client_ctx(ca_pem, cli_pem, cli_key, &mine), HIE_OK);
+	assert_int_equal(hie_tls_server_ctx(CT.srv_pem, CT.srv_key, CT.ca_pem, true, &sctx), HIE_OK);
+	assert_int_equal(hie_tls_client_ctx(CT.ca_pem, NULL, NULL, &anon), HIE_OK);
+	assert_int_equal(hie_tls_client_ctx(CT.ca_pem, CT.cli_pem, CT.cli_key, &mine), HIE_OK);
 
 	struct hs r = handshake(sctx, anon, "localhost");
 	assert_false(r.server_ok);
@@ -222,14 +215,14 @@ static void test_client_cert_required(void **state)
 	assert_string_equal(r.peer_subject, "CN=client.test");
 
 	/* Without verify_client a certificate is not asked for. */
-	assert_int_equal(hie_tls_server_ctx(srv_pem, srv_key, NULL, false, &opt), HIE_OK);
+	assert_int_equal(hie_tls_server_ctx(CT.srv_pem, CT.srv_key, NULL, false, &opt), HIE_OK);
 	r = handshake(opt, anon, "localhost");
 	assert_true(r.server_ok);
 	assert_string_equal(r.peer_subject, "");
 
 	/* A client certificate from an issuer the server does not trust is refused. */
 	SSL_CTX *strict;
-	assert_int_equal(hie_tls_server_ctx(srv_pem, srv_key, srv_pem, true, &strict), HIE_OK);
+	assert_int_equal(hie_tls_server_ctx(CT.srv_pem, CT.srv_key, CT.srv_pem, true, &strict), HIE_OK);
 	r = handshake(strict, mine, "localhost");
 	assert_false(r.server_ok);
 
@@ -243,7 +236,7 @@ static void test_client_cert_required(void **state)
 static void test_set_peer_host_rejects_empty(void **state)
 {
 	SSL_CTX *cctx;
-	assert_int_equal(hie_tls_client_ctx(ca_pem, NULL, NULL, &cctx), HIE_OK);
+	assert_int_equal(hie_tls_client_ctx(CT.ca_pem, NULL, NULL, &cctx), HIE_OK);
 	SSL *ssl = SSL_new(cctx);
 	assert_int_equal(hie_tls_set_peer_host(ssl, ""), HIE_EINVAL);
 	assert_int_equal(hie_tls_set_peer_host(ssl, NULL), HIE_EINVAL);
@@ -268,7 +261,7 @@ static void test_cert_subject(void **state)
 	char buf[8];
 	hie_tls_cert_subject(NULL, buf, sizeof buf);
 	assert_string_equal(buf, "");
-	BIO *bio = BIO_new_file(cli_pem, "r");
+	BIO *bio = BIO_new_file(CT.cli_pem, "r");
 	X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
 	assert_non_null(x);
 	hie_tls_cert_subject(x, buf, sizeof buf); /* cut to 7 bytes */
@@ -288,9 +281,7 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	char cmd[256];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", certdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return certtest_remove(&CT);
 }
 
 int main(void)
