@@ -12,6 +12,7 @@
 #include "core/core_db.h"
 #include "core/core_err.h"
 #include "core/core_pg.h"
+#include "registry/registry.h"
 
 struct node_opts {
 	const char *config_path; /* -c FILE, or NULL */
@@ -54,7 +55,9 @@ hie_err_t node_maintenance_register(struct hie_jobs *jobs, struct hie_db_pool *p
 /* The SOAP endpoints of ARCHITECTURE.md mounted on the HTTP server (node_web.c). */
 struct node_web;
 struct hie_http_server;
-hie_err_t node_web_setup(struct node_web **out, struct hie_http_server *http, const struct hie_cfg *cfg);
+/* Mounts the registry's transactions (registry_routes) with svc, initialised here from cfg. */
+hie_err_t node_web_setup(struct node_web **out, struct hie_http_server *http, const struct hie_cfg *cfg,
+			 struct registry_service *svc);
 void node_web_free(struct node_web *web);
 
 /* The node's database (node_db.c). */

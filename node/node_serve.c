@@ -40,6 +40,7 @@ struct node {
 	struct hie_http_server *http;
 	struct hie_http_health health;
 	struct node_web *web;
+	struct registry_service registry; /* pool set once the database is open, before serving */
 	int http_fd;
 	struct hie_net_listener *mllp_l; /* bound before the privilege drop, served after the jobs start */
 	struct notify_mllp *mllp;
@@ -173,7 +174,7 @@ static hie_err_t http_setup(struct node *n)
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0] && !err; i++)
 		err = hie_http_route_add(n->http, &routes[i]);
 	if (!err)
-		err = node_web_setup(&n->web, n->http, c);
+		err = node_web_setup(&n->web, n->http, c, &n->registry);
 	return err;
 }
 
@@ -212,6 +213,7 @@ static hie_err_t start(struct node *n)
 	if (err)
 		return err;
 	n->db.was_running = false; /* serve owns the embedded cluster: it stops it on the way out */
+	n->registry.pool = n->db.pool;
 	err = node_identity_drop(&n->id);
 #ifdef NODE_ASAN
 	/* LeakSanitizer must ptrace the process at exit; setuid made it non-dumpable. Test builds only. */

@@ -3,8 +3,9 @@
  *
  * Every endpoint path is one HTTP route (POST, body capped by [http] max_body before anything is parsed)
  * that hands the request to the SOAP router: parse, WS-Addressing, MTOM, dispatch by (path, action), reply
- * or fault. The modules register their transactions on the router; a path with no transaction registered yet
- * answers 404, an unknown action on a served path a Sender fault wsa:ActionNotSupported.
+ * or fault. The modules register their transactions on the router (registry: /xds/registry, /xds/repository);
+ * a path with no transaction registered yet answers 404, an unknown action on a served path a Sender fault
+ * wsa:ActionNotSupported.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -42,13 +43,17 @@ static hie_err_t soap_handler(void *ctx, const struct hie_http_req *req, struct 
 	return err;
 }
 
-hie_err_t node_web_setup(struct node_web **out, struct hie_http_server *http, const struct hie_cfg *cfg)
+hie_err_t node_web_setup(struct node_web **out, struct hie_http_server *http, const struct hie_cfg *cfg,
+			 struct registry_service *svc)
 {
 	struct node_web *web = calloc(1, sizeof *web);
 	if (!web)
 		return HIE_ENOMEM;
 	struct hie_soap_limits lim = {.max_body = (size_t)hie_cfg_int(cfg, "http", "max_body")};
 	hie_err_t err = hie_soap_router_new(&lim, &web->router);
+	registry_service_init(svc, cfg);
+	if (!err)
+		err = registry_routes(web->router, svc);
 	for (size_t i = 0; !err && i < sizeof soap_paths / sizeof soap_paths[0]; i++) {
 		const struct hie_http_route r = {
 			.path = soap_paths[i], .methods = HIE_HTTP_POST, .fn = soap_handler, .ctx = web};

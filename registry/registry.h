@@ -1,9 +1,9 @@
 /*
  * registry.h — the XDS.b registry and repository module's public door.
  *
- * Today: the module's configuration keys, its database migrations, and the patient identity index that the
- * registry checks (XDSUnknownPatientId) and that the ITI-8 feed (notify/ over MLLP) and `hienode patient`
- * maintain. Transactions and stored queries are added behind this header.
+ * The module's configuration keys, its database migrations, its SOAP transactions (registry_routes), and the
+ * patient identity index that the registry checks (XDSUnknownPatientId) and that the ITI-8 feed (notify/ over
+ * MLLP) and `hienode patient` maintain.
  */
 #ifndef HIENODE_REGISTRY_H
 #define HIENODE_REGISTRY_H
@@ -16,6 +16,7 @@
 #include "core/core_config.h"
 #include "core/core_db.h"
 #include "core/core_err.h"
+#include "core/core_soap.h"
 
 extern const struct hie_cfg_key registry_config_keys[];
 extern const size_t registry_config_nkeys;
@@ -23,6 +24,26 @@ extern const size_t registry_config_nkeys;
 /* Schema of the module (module name "registry"); node/ applies it after core's. */
 extern const struct hie_db_migration registry_migrations[];
 extern const size_t registry_migrations_count;
+
+/* Transactions ------------------------------------------------------------------------------------------- */
+
+/*
+ * What the SOAP transactions of the module share. The node fills it from the configuration with
+ * registry_service_init() before serving and sets `pool` once the database is open (routes may be added
+ * before that; no request is served before).
+ */
+struct registry_service {
+	struct hie_db_pool *pool;
+	size_t max_query_results;     /* [registry] max_query_results */
+	char repository_uid[65];      /* [repository] unique_id */
+};
+void registry_service_init(struct registry_service *svc, const struct hie_cfg *cfg);
+
+/*
+ * Adds the module's transactions to the SOAP router: ITI-42, ITI-18, ITI-57, ITI-62 on /xds/registry and
+ * ITI-41, ITI-43 on /xds/repository. svc must outlive the router. HIE_ENOMEM, HIE_EEXIST.
+ */
+hie_err_t registry_routes(struct hie_soap_router *router, struct registry_service *svc);
 
 /* Patient identity index --------------------------------------------------------------------------------- */
 

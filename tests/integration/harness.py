@@ -104,6 +104,15 @@ class Node:
         finally:
             c.close()
 
+    def sql(self, query, timeout=60):
+        """Runs SQL on the node's embedded cluster with psql; returns the rows as lists of text values."""
+        psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
+        r = subprocess.run([psql, "-X", "-q", "-A", "-t", "-F", "\t", "-h", os.path.join(self.state, "pg", "run"),
+                            "-U", "hienode", "-d", "hienode", "-v", "ON_ERROR_STOP=1", "-c", query],
+                           capture_output=True, text=True, timeout=timeout)
+        assert r.returncode == 0, "psql failed: %s" % r.stderr
+        return [line.split("\t") for line in r.stdout.splitlines() if line]
+
     def stop(self, sig=signal.SIGTERM, timeout=60):
         """Signals the node and waits; returns its exit code."""
         if not self.proc or self.proc.poll() is not None:

@@ -1,0 +1,378 @@
+/*
+ * registry_register.c — the registration transaction: ITI-42, and the registry half of ITI-41. See
+ * registry_register.h for the contract.
+ *
+ * Order: assign ids, DB-free validation (registry_validate), then one transaction (hie_db_tx, re-run from
+ * the start on a serialization failure or a unique-key collision with a concurrent registration of the same
+ * uniqueId — the second run then sees the first one's rows and compares hashes):
+ *   1. the submission's patient is known and not merged away          XDSUnknownPatientId
+ *   2. DocumentEntry uniqueIds already registered: identical hash and size → the entry is not stored again
+ *      (references to it are pointed at the stored one); otherwise XDSNonIdenticalHash / XDSNonIdenticalSize
+ *   3. SubmissionSet uniqueId already registered: when the submission brings nothing new (every
+ *      DocumentEntry resubmitted, no Folder) it is a replay of a registration whose response was lost and
+ *      succeeds without storing; otherwise XDSDuplicateUniqueIdInRegistry, as for a Folder uniqueId
+ *   4. association ends outside the submission exist, belong to the same patient and, for a DocumentEntry,
+ *      are not deprecated                                             XDSRegistryDeprecatedDocumentError
+ *   5. store (registry_store_submission); RPLC / XFRM_RPLC deprecate their target and the replacement joins
+ *      the original's folders; HasMember into a stored Folder touches its lastUpdateTime
+ *   6. opts->in_tx (the repository's bytes)
+ * Check errors are collected in a per-attempt list and the transaction rolled back when there is any.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/core_log.h"
+#include "core/core_soap.h"
+#include "registry/registry.h"
+#include "registry/registry_register.h"
+#include "registry/registry_store.h"
+#include "registry/registry_validate.h"
+
+/* Rolls the transaction back after the checks recorded errors (never leaves this file). */
+#define CHECKS_FAILED HIE_EPERMANENT
+
+struct reg_tx {
+	struct registry_ebrim_submission *s;
+	const struct registry_register_opts *opts;
+	struct registry_response errs;     /* this attempt's findings */
+	struct registry_store_opts map;    /* resubmitted DocumentEntries */
+	bool replay;                       /* nothing new: success without storing */
+	char pid[REGISTRY_PID_TEXT_MAX];
+};
+
+static hie_err_t query(PGconn *tx, const char *sql, int n, const char *const *p, PGresult **res)
+{
+	*res = NULL;
+	return hie_db_exec(tx, sql, n, p, res);
+}
+
+static hie_err_t check_patient(PGconn *tx, struct reg_tx *t)
+{
+	const char *cx = t->s->ss ? t->s->ss->patient_id : t->s->ndocs ? t->s->docs[0].patient_id : NULL;
+	struct registry_pid pid;
+	if (!cx || registry_pid_parse(cx, strlen(cx), &pid))
+		return HIE_OK; /* the validator reported it */
+	registry_pid_format(&pid, t->pid, sizeof t->pid);
+	bool known = false;
+	hie_err_t err = registry_patient_known(tx, &pid, &known);
+	if (!err && !known)
+		err = registry_response_add(&t->errs, REGISTRY_SEV_ERROR, REGISTRY_ERR_UNKNOWN_PID,
+					    t->s->ss ? t->s->ss->obj->id : NULL,
+					    "patientId %s is not known to the registry (no identity feed for it)", cx);
+	return err;
+}
+
+static bool same_hash(const char *a, const char *b)
+{
+	return a && b && strcasecmp(a, b) == 0;
+}
+
+static bool same_size(const char *a, const char *b)
+{
+	if (!a || !b)
+		return false;
+	while (*a == '0' && a[1])
+		a++;
+	while (*b == '0' && b[1])
+		b++;
+	return strcmp(a, b) == 0;
+}
+
+static hie_err_t check_doc_uids(PGconn *tx, struct reg_tx *t)
+{
+	struct registry_ebrim_submission *s = t->s;
+	t->map.nmap = 0;
+	hie_err_t err = HIE_OK;
+	for (size_t i = 0; i < s->ndocs && !err; i++) {
+		const struct registry_ebrim_doc *d = &s->docs[i];
+		if (!d->unique_id)
+			continue;
+		PGresult *res;
+		const char *p[] = {d->unique_id};
+		err = query(tx,
+			    "SELECT uuid, hash, size::text, patient_id FROM reg_documents WHERE unique_id = $1"
+			    " ORDER BY version DESC LIMIT 1",
+			    1, p, &res);
+		if (!err && PQntuples(res) == 1) {
+			const char *hash = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
+			const char *size = PQgetisnull(res, 0, 2) ? NULL : PQgetvalue(res, 0, 2);
+			if (!same_hash(hash, d->hash))
+				err = registry_response_add(&t->errs, REGISTRY_SEV_ERROR, REGISTRY_ERR_NONIDENT_HASH,
+							    d->obj->id,
+							    "DocumentEntry uniqueId %s is registered with hash %s; this "
+							    "submission has hash %s",
+							    d->unique_id, hash ? hash : "(none)", d->hash ? d->hash : "(none)");
+			else if (!same_size(size, d->size))
+				err = registry_response_add(&t->errs, REGISTRY_SEV_ERROR, REGISTRY_ERR_NONIDENT_SIZE,
+							    d->obj->id,
+							    "DocumentEntry uniqueId %s is registered with size %s; this "
+							    "submission has size %s",
+							    d->unique_id, size ? size : "(none)", d->size ? d->size : "(none)");
+			else if (strcmp(PQgetvalue(res, 0, 3), t->pid) != 0)
+				err = registry_response_add(&t->errs, REGISTRY_SEV_ERROR, REGISTRY_ERR_PID_MISMATCH,
+							    d->obj->id,
+							    "DocumentEntry uniqueId %s is registered for another patient",
+							    d->unique_id);
+			else {
+				const char *to = registry_ebrim_strdup(s, PQgetvalue(res, 0, 0));
+				if (!to)
+					err = HIE_ENOMEM;
+				else
+					t->map.map[t->map.nmap++] = (struct registry_store_map){d->obj->id, to};
+			}
+		}
+		PQclear(res);
+	}
+	registry_store_sort_map(&t->map);
+	return err;
+}
+
+static hie_err_t check_pkg_uids(PGconn *tx, struct reg_tx *t)
+{
+	struct registry_ebrim_submission *s = t->s;
+	bool all_resubmitted = t->map.nmap == s->ndocs;
+	size_t nfolders = 0;
+	for (size_t i = 0; i < s->npkgs; i++)
+		nfolders += s->pkgs[i].kind == REGISTRY_PKG_FOLDER;
+	hie_err_t err = HIE_OK;
+	for (size_t i = 0; i < s->npkgs && !err; i++) {
+		const struct registry_ebrim_pkg *k = &s->pkgs[i];
+		if (!k->unique_id || k->kind == REGISTRY_PKG_UNKNOWN)
+			continue;
+		bool ss = k->kind == REGISTRY_PKG_SUBMISSION_SET;
+		PGresult *res;
+		const char *p[] = {ss ? "SubmissionSet" : "Folder", k->unique_id};
+		err = query(tx, "SELECT 1 FROM reg_packages WHERE kind = $1 AND unique_id = $2 LIMIT 1", 2, p, &res);
+		if (!err && PQntuples(res) == 1) {
+			if (ss && all_resubmitted && nfolders == 0)
+				t->replay = true;
+			else
+				err = registry_response_add(&t->errs, REGISTRY_SEV_ERROR, REGISTRY_ERR_DUP_UID_REG,
+							    k->obj->id, "%s uniqueId %s is already registered",
+							    ss ? "SubmissionSet" : "Folder", k->unique_id);
+		}
+		PQclear(res);
+	}
+	return err;
+}
+
+/* An association end that is not an object of this submission: a stored object. */
+struct stored_ref {
+	bool found;
+	char kind[16];        /* "DocumentEntry", "SubmissionSet", "Folder", "Association" */
+	char status[64];
+	char pid[REGISTRY_PID_TEXT_MAX];
+};
+
+static hie_err_t lookup(PGconn *tx, const char *id, struct stored_ref *out)
+{
+	memset(out, 0, sizeof *out);
+	PGresult *res;
+	const char *p[] = {id};
+	hie_err_t err = query(tx,
+			      "SELECT 'DocumentEntry', status, patient_id FROM reg_documents WHERE uuid = $1"
+			      " UNION ALL SELECT kind, status, patient_id FROM reg_packages WHERE uuid = $1"
+			      " UNION ALL SELECT 'Association', status, '' FROM reg_associations WHERE uuid = $1",
+			      1, p, &res);
+	if (!err && PQntuples(res) > 0) {
+		out->found = true;
+		snprintf(out->kind, sizeof out->kind, "%s", PQgetvalue(res, 0, 0));
+		snprintf(out->status, sizeof out->status, "%s", PQgetvalue(res, 0, 1));
+		snprintf(out->pid, sizeof out->pid, "%s", PQgetvalue(res, 0, 2));
+	}
+	PQclear(res);
+	return err;
+}
+
+static bool in_submission(const struct reg_tx *t, const char *id)
+{
+	return registry_ebrim_find(t->s, id, NULL) > 0;
+}
+
+static hie_err_t check_end(PGconn *tx, struct reg_tx *t, const struct registry_ebrim_obj *a, const char *end,
+			   bool source)
+{
+	if (!end || in_submission(t, end))
+		return HIE_OK;
+	/* A reference to a resubmitted DocumentEntry points at the stored one: check that one. */
+	struct stored_ref r;
+	hie_err_t err = lookup(tx, registry_store_mapped(&t->map, end), &r);
+	if (err)
+		return err;
+	const char *type = registry_ebrim_assoc_short(a->assoc_type);
+	if (!r.found)
+		return registry_response_add(&t->errs, REGISTRY_SEV_ERROR, REGISTRY_ERR_METADATA, a->id,
+					     "Association %s (%s): %sObject %s is neither in the submission nor in the "
+					     "registry",
+					     a->id, type, source ? "source" : "target", end);
+	if (r.pid[0] && strcmp(r.pid, t->pid) != 0)
+		return registry_response_add(&t->errs, REGISTRY_SEV_ERROR, REGISTRY_ERR_PID_MISMATCH, a->id,
+					     "Association %s (%s): %sObject %s belongs to another patient", a->id, type,
+					     source ? "source" : "target", end);
+	if (strcmp(r.kind, "DocumentEntry") == 0 && strcmp(r.status, REGISTRY_STATUS_APPROVED) != 0)
+		return registry_response_add(&t->errs, REGISTRY_SEV_ERROR, REGISTRY_ERR_DEPRECATED, a->id,
+					     "Association %s (%s): DocumentEntry %s is %s", a->id, type, end,
+					     strcmp(r.status, REGISTRY_STATUS_DEPRECATED) == 0 ? "Deprecated"
+											     : r.status);
+	return HIE_OK;
+}
+
+static hie_err_t check_assocs(PGconn *tx, struct reg_tx *t)
+{
+	hie_err_t err = HIE_OK;
+	for (size_t i = 0; i < t->s->nassocs && !err; i++) {
+		const struct registry_ebrim_obj *a = t->s->assocs[i].obj;
+		err = check_end(tx, t, a, a->source, true);
+		if (!err)
+			err = check_end(tx, t, a, a->target, false);
+	}
+	return err;
+}
+
+static bool is_replace(const char *type)
+{
+	return type && (strcmp(type, REGISTRY_ASSOC_RPLC) == 0 || strcmp(type, REGISTRY_ASSOC_XFRM_RPLC) == 0);
+}
+
+/*
+ * RPLC / XFRM_RPLC: the original is deprecated, and the replacement joins every Folder the original is in
+ * (ITI TF-3 4.2.2.2.2): a new HasMember association per folder, registered like any other.
+ */
+static hie_err_t replace(PGconn *tx, const char *original, const char *replacement)
+{
+	const char *p[] = {original, REGISTRY_STATUS_DEPRECATED, REGISTRY_STATUS_APPROVED};
+	PGresult *res;
+	hie_err_t err = query(tx, "UPDATE reg_documents SET status = $2 WHERE uuid = $1 AND status = $3", 3, p, &res);
+	PQclear(res);
+	if (err)
+		return err;
+	const char *q[] = {original, REGISTRY_ASSOC_HASMEMBER};
+	err = query(tx,
+		    "SELECT a.source FROM reg_associations a JOIN reg_packages f ON f.uuid = a.source"
+		    " WHERE a.target = $1 AND a.type = $2 AND f.kind = 'Folder'",
+		    2, q, &res);
+	for (int i = 0; !err && i < PQntuples(res); i++) {
+		char id[64], xml[512];
+		err = hie_soap_new_uuid_urn(id, sizeof id);
+		if (err)
+			break;
+		const char *folder = PQgetvalue(res, i, 0);
+		snprintf(xml, sizeof xml,
+			 "<rim:Association xmlns:rim=\"urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0\" id=\"%s\" lid=\"%s\""
+			 " associationType=\"%s\" sourceObject=\"%s\" targetObject=\"%s\"/>",
+			 id, id, REGISTRY_ASSOC_HASMEMBER, folder, replacement);
+		const char *v[] = {id, REGISTRY_ASSOC_HASMEMBER, folder, replacement, REGISTRY_STATUS_APPROVED, xml};
+		PGresult *ins;
+		err = query(tx,
+			    "INSERT INTO reg_associations (uuid, lid, type, source, target, status, xml)"
+			    " VALUES ($1, $1, $2, $3, $4, $5, $6)",
+			    6, v, &ins);
+		PQclear(ins);
+	}
+	PQclear(res);
+	return err;
+}
+
+static hie_err_t after_store(PGconn *tx, struct reg_tx *t)
+{
+	char now[15];
+	registry_store_now(now);
+	hie_err_t err = HIE_OK;
+	for (size_t i = 0; i < t->s->nassocs && !err; i++) {
+		const struct registry_ebrim_obj *a = t->s->assocs[i].obj;
+		if (is_replace(a->assoc_type) && a->target && !in_submission(t, a->target))
+			err = replace(tx, a->target, registry_store_mapped(&t->map, a->source));
+		else if (a->assoc_type && strcmp(a->assoc_type, REGISTRY_ASSOC_HASMEMBER) == 0 && a->source &&
+			 !in_submission(t, a->source)) {
+			const char *p[] = {a->source, now};
+			PGresult *res;
+			err = query(tx, "UPDATE reg_packages SET last_update_time = $2 WHERE uuid = $1 AND kind = 'Folder'",
+				    2, p, &res);
+			PQclear(res);
+		}
+	}
+	return err;
+}
+
+static hie_err_t register_tx(PGconn *tx, void *arg)
+{
+	struct reg_tx *t = arg;
+	registry_response_free(&t->errs);
+	registry_response_init(&t->errs, 0);
+	t->replay = false;
+	hie_err_t err = check_patient(tx, t);
+	if (!err && !t->errs.nerrors)
+		err = check_doc_uids(tx, t);
+	if (!err && !t->errs.nerrors)
+		err = check_pkg_uids(tx, t);
+	if (!err && !t->errs.nerrors && !t->replay)
+		err = check_assocs(tx, t);
+	if (!err && t->errs.nerrors)
+		return CHECKS_FAILED;
+	if (err || t->replay)
+		return err;
+	err = registry_store_submission(tx, t->s, &t->map);
+	if (!err)
+		err = after_store(tx, t);
+	if (!err && t->opts && t->opts->in_tx) {
+		err = t->opts->in_tx(tx, t->s, &t->errs, t->opts->in_tx_arg);
+		if (!err && t->errs.nerrors)
+			err = CHECKS_FAILED;
+	}
+	return err;
+}
+
+/* Copies the attempt's findings into the caller's response. */
+static hie_err_t merge(struct registry_response *r, const struct registry_response *from)
+{
+	hie_err_t err = HIE_OK;
+	for (size_t i = 0; i < from->n && !err; i++)
+		err = registry_response_add(r, from->errs[i].severity, from->errs[i].code, from->errs[i].location, "%s",
+					    from->errs[i].context);
+	return err;
+}
+
+hie_err_t registry_register_submission(struct hie_db_pool *pool, struct registry_ebrim_submission *s,
+				       const struct registry_register_opts *opts, struct registry_response *r)
+{
+	hie_err_t err = registry_ebrim_assign_ids(s, NULL, NULL, NULL);
+	if (err == HIE_ENOMEM)
+		return err;
+	if (err)
+		return registry_response_add(r, REGISTRY_SEV_ERROR, REGISTRY_ERR_REGISTRY, NULL,
+					     "the registry could not assign ids");
+	const struct registry_validate_opts vo = {.provide_and_register = opts && opts->provide_and_register};
+	err = registry_validate_submission(s, &vo, r);
+	if (err || r->nerrors)
+		return err;
+
+	struct reg_tx t = {.s = s, .opts = opts};
+	registry_response_init(&t.errs, 0);
+	t.map.map = s->ndocs ? calloc(s->ndocs, sizeof *t.map.map) : NULL;
+	if (s->ndocs && !t.map.map)
+		return HIE_ENOMEM;
+	/* A unique-key collision means a concurrent registration of the same uniqueId won: run again to see it. */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		err = hie_db_tx(pool, register_tx, &t);
+		if (err != HIE_EEXIST)
+			break;
+	}
+	if (err == HIE_ENOMEM)
+		;
+	else if (t.errs.nerrors || (!err && t.errs.n))
+		err = merge(r, &t.errs);
+	else if (err == HIE_EBUSY || err == HIE_ETIMEOUT)
+		err = registry_response_add(r, REGISTRY_SEV_ERROR, REGISTRY_ERR_BUSY, NULL,
+					    "the registry is busy; nothing was stored, try again");
+	else if (err) {
+		hie_log(HIE_LOG_ERR, "event=registry.register.failed err=%s", hie_errname(err));
+		err = registry_response_add(r, REGISTRY_SEV_ERROR, REGISTRY_ERR_REGISTRY, NULL,
+					    "the registry could not store the submission; nothing was stored");
+	}
+	if (!err && !r->nerrors && t.replay)
+		hie_log(HIE_LOG_INFO, "event=registry.register.replay documents=%zu", s->ndocs);
+	registry_response_free(&t.errs);
+	free(t.map.map);
+	return err;
+}

@@ -1,0 +1,322 @@
+/*
+ * registry_store.c — writes a validated submission into the registry tables (registry_schema.c, migration 2)
+ * and gives stored XML back with its current status. See registry_store.h.
+ *
+ * Each top-level object becomes one row: ExtrinsicObject → reg_documents, RegistryPackage → reg_packages,
+ * Association → reg_associations, a top-level Classification / ExternalIdentifier → reg_extra with the object
+ * it applies to as owner (ObjectRefs name objects stored before and are not stored again). The XML of a row is
+ * the object's element as registered, with its status attribute removed (the column holds it) and lid set to
+ * the id when the submitter sent none. Objects named in opts->skip are not stored, and every reference to them
+ * is rewritten to the object they stand for (a resubmitted DocumentEntry: the one already registered).
+ * Multi-valued columns are bound as text[] literals built here with every element quoted and escaped.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libxml/tree.h>
+
+#include "registry/registry.h"
+#include "registry/registry_store.h"
+
+#define CODE_TEXT_MAX 512u
+#define ARRAY_MAX (4u * 1024u * 1024u)   /* one text[] literal */
+#define XML_MAX (64u * 1024u * 1024u)    /* one object's XML */
+
+void registry_store_code_text(const char *code, const char *scheme, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s^^%s", code ? code : "", scheme ? scheme : "");
+}
+
+/* Appends a PostgreSQL array literal of the n strings. */
+static hie_err_t array_literal(struct hie_buf *b, const char *const *v, size_t n)
+{
+	hie_err_t err = hie_buf_addstr(b, "{");
+	for (size_t i = 0; i < n && !err; i++) {
+		err = hie_buf_addstr(b, i ? ",\"" : "\"");
+		for (const char *p = v[i]; *p && !err; p++) {
+			if (*p == '"' || *p == '\\')
+				err = hie_buf_add(b, "\\", 1);
+			if (!err)
+				err = hie_buf_add(b, p, 1);
+		}
+		if (!err)
+			err = hie_buf_addstr(b, "\"");
+	}
+	if (!err)
+		err = hie_buf_addstr(b, "}");
+	return err;
+}
+
+static hie_err_t code_array(struct hie_buf *b, const struct registry_ebrim_code *c, size_t n)
+{
+	const char **v = n ? calloc(n, sizeof *v) : NULL;
+	char (*text)[CODE_TEXT_MAX] = n ? calloc(n, sizeof *text) : NULL;
+	hie_err_t err = (n && (!v || !text)) ? HIE_ENOMEM : HIE_OK;
+	for (size_t i = 0; i < n && !err; i++) {
+		registry_store_code_text(c[i].code, c[i].scheme, text[i], sizeof text[i]);
+		v[i] = text[i];
+	}
+	if (!err)
+		err = array_literal(b, v, n);
+	free(v);
+	free(text);
+	return err;
+}
+
+static int cmp_map(const void *a, const void *b)
+{
+	return strcmp(((const struct registry_store_map *)a)->from, ((const struct registry_store_map *)b)->from);
+}
+
+const char *registry_store_mapped(const struct registry_store_opts *o, const char *ref)
+{
+	if (!o || !o->nmap || !ref)
+		return ref;
+	struct registry_store_map key = {.from = ref};
+	const struct registry_store_map *m = bsearch(&key, o->map, o->nmap, sizeof *o->map, cmp_map);
+	return m ? m->to : ref;
+}
+
+static bool skipped(const struct registry_store_opts *o, const char *id)
+{
+	return id && registry_store_mapped(o, id) != id;
+}
+
+void registry_store_sort_map(struct registry_store_opts *o)
+{
+	if (o->nmap > 1)
+		qsort(o->map, o->nmap, sizeof *o->map, cmp_map);
+}
+
+/* Rewrites attribute `attr` of the object's element when its value is a skipped id. */
+static void remap_attr(const struct registry_store_opts *o, xmlNode *node, const char *attr, const char *value)
+{
+	const char *to = registry_store_mapped(o, value);
+	if (to != value)
+		xmlSetProp(node, BAD_CAST attr, BAD_CAST to);
+}
+
+/* The object's XML as stored: no status attribute, lid present. */
+static hie_err_t object_xml(const struct registry_ebrim_obj *o, struct hie_buf *xml)
+{
+	xmlNode *node = o->node;
+	xmlAttr *st = xmlHasProp(node, BAD_CAST "status");
+	if (st)
+		xmlRemoveProp(st);
+	if (!xmlHasProp(node, BAD_CAST "lid") && o->id)
+		xmlSetProp(node, BAD_CAST "lid", BAD_CAST o->id);
+	hie_buf_reset(xml);
+	return registry_ebrim_obj_xml(o, xml);
+}
+
+static hie_err_t exec(PGconn *tx, const char *sql, int n, const char *const *p)
+{
+	PGresult *res = NULL;
+	hie_err_t err = hie_db_exec(tx, sql, n, p, &res);
+	PQclear(res);
+	return err;
+}
+
+static hie_err_t canonical_pid(const char *cx, char *out, size_t outlen)
+{
+	struct registry_pid pid;
+	if (!cx || registry_pid_parse(cx, strlen(cx), &pid))
+		return HIE_EINVAL;
+	registry_pid_format(&pid, out, outlen);
+	return HIE_OK;
+}
+
+static const char *code_or_null(const struct registry_ebrim_code *c, char *buf, size_t len)
+{
+	if (!c)
+		return NULL;
+	registry_store_code_text(c->code, c->scheme, buf, len);
+	return buf;
+}
+
+/* The referenceIdList slot (ITI TF-3 4.2.3.2.28) of a DocumentEntry. */
+static const struct registry_ebrim_slot *reference_ids(const struct registry_ebrim_obj *o)
+{
+	return registry_ebrim_slot(o, "urn:ihe:iti:xds:2013:referenceIdList");
+}
+
+static hie_err_t store_doc(PGconn *tx, const struct registry_ebrim_doc *d, struct hie_buf *xml)
+{
+	static const char sql[] =
+		"INSERT INTO reg_documents (uuid, lid, status, on_demand, patient_id, unique_id, mime_type,"
+		" class_code, type_code, format_code, practice_code, hcft_code, conf_codes, event_codes,"
+		" author_persons, reference_ids, creation_time, service_start_time, service_stop_time, hash, size,"
+		" repository_unique_id, xml)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text[], $14::text[], $15::text[],"
+		" $16::text[], $17, $18, $19, lower($20), $21::bigint, $22, $23)";
+	char pid[REGISTRY_PID_TEXT_MAX], cls[CODE_TEXT_MAX], typ[CODE_TEXT_MAX], fmt[CODE_TEXT_MAX],
+		prc[CODE_TEXT_MAX], hcf[CODE_TEXT_MAX];
+	struct hie_buf conf, event, authors, refs;
+	hie_buf_init(&conf, ARRAY_MAX);
+	hie_buf_init(&event, ARRAY_MAX);
+	hie_buf_init(&authors, ARRAY_MAX);
+	hie_buf_init(&refs, ARRAY_MAX);
+	const struct registry_ebrim_slot *rs = reference_ids(d->obj);
+	hie_err_t err = canonical_pid(d->patient_id, pid, sizeof pid);
+	if (!err)
+		err = code_array(&conf, d->conf_codes, d->nconf_codes);
+	if (!err)
+		err = code_array(&event, d->event_codes, d->nevent_codes);
+	if (!err)
+		err = array_literal(&authors, d->author_persons, d->nauthor_persons);
+	if (!err)
+		err = array_literal(&refs, rs ? rs->values : NULL, rs ? rs->nvalues : 0);
+	if (!err)
+		err = object_xml(d->obj, xml);
+	if (!err) {
+		const char *lid = d->obj->lid ? d->obj->lid : d->obj->id;
+		const char *p[] = {d->obj->id, lid, REGISTRY_STATUS_APPROVED, d->on_demand ? "t" : "f", pid,
+				   d->unique_id, d->obj->mime_type ? d->obj->mime_type : "",
+				   code_or_null(d->class_code, cls, sizeof cls),
+				   code_or_null(d->type_code, typ, sizeof typ),
+				   code_or_null(d->format_code, fmt, sizeof fmt),
+				   code_or_null(d->practice_code, prc, sizeof prc),
+				   code_or_null(d->hcft_code, hcf, sizeof hcf), hie_buf_str(&conf),
+				   hie_buf_str(&event), hie_buf_str(&authors), hie_buf_str(&refs), d->creation_time,
+				   d->service_start_time, d->service_stop_time, d->hash, d->size,
+				   d->repository_unique_id, hie_buf_str(xml)};
+		err = exec(tx, sql, 23, p);
+	}
+	hie_buf_free(&conf);
+	hie_buf_free(&event);
+	hie_buf_free(&authors);
+	hie_buf_free(&refs);
+	return err;
+}
+
+static hie_err_t store_pkg(PGconn *tx, const struct registry_ebrim_pkg *k, const char *now, struct hie_buf *xml)
+{
+	static const char sql[] =
+		"INSERT INTO reg_packages (uuid, lid, kind, status, patient_id, unique_id, source_id,"
+		" submission_time, last_update_time, codes, author_persons, xml)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text[], $11::text[], $12)";
+	char pid[REGISTRY_PID_TEXT_MAX];
+	struct hie_buf codes, authors;
+	hie_buf_init(&codes, ARRAY_MAX);
+	hie_buf_init(&authors, ARRAY_MAX);
+	bool ss = k->kind == REGISTRY_PKG_SUBMISSION_SET;
+	hie_err_t err = canonical_pid(k->patient_id, pid, sizeof pid);
+	if (!err && k->kind == REGISTRY_PKG_UNKNOWN)
+		err = HIE_EINVAL;
+	if (!err)
+		err = code_array(&codes, k->codes, k->ncodes);
+	if (!err)
+		err = array_literal(&authors, k->author_persons, k->nauthor_persons);
+	if (!err)
+		err = object_xml(k->obj, xml);
+	if (!err) {
+		const char *p[] = {k->obj->id, k->obj->lid ? k->obj->lid : k->obj->id,
+				   ss ? "SubmissionSet" : "Folder", REGISTRY_STATUS_APPROVED, pid, k->unique_id,
+				   k->source_id, k->submission_time, ss ? NULL : now, hie_buf_str(&codes),
+				   hie_buf_str(&authors), hie_buf_str(xml)};
+		err = exec(tx, sql, 12, p);
+	}
+	hie_buf_free(&codes);
+	hie_buf_free(&authors);
+	return err;
+}
+
+static hie_err_t store_assoc(PGconn *tx, const struct registry_store_opts *o, const struct registry_ebrim_obj *a,
+			     struct hie_buf *xml)
+{
+	static const char sql[] = "INSERT INTO reg_associations (uuid, lid, type, source, target, status, xml)"
+				  " VALUES ($1, $2, $3, $4, $5, $6, $7)";
+	const char *src = registry_store_mapped(o, a->source), *dst = registry_store_mapped(o, a->target);
+	remap_attr(o, a->node, "sourceObject", a->source);
+	remap_attr(o, a->node, "targetObject", a->target);
+	hie_err_t err = object_xml(a, xml);
+	if (!err) {
+		const char *p[] = {a->id, a->lid ? a->lid : a->id, a->assoc_type, src, dst,
+				   REGISTRY_STATUS_APPROVED, hie_buf_str(xml)};
+		err = exec(tx, sql, 7, p);
+	}
+	return err;
+}
+
+static hie_err_t store_extra(PGconn *tx, const struct registry_store_opts *o, const struct registry_ebrim_obj *x,
+			     struct hie_buf *xml)
+{
+	const char *owner = x->kind == REGISTRY_EBRIM_CLASSIFICATION ? x->classified_object
+				    : x->kind == REGISTRY_EBRIM_EXTID ? x->registry_object : NULL;
+	if (skipped(o, owner))
+		return HIE_OK; /* belongs to an object stored before: that one keeps its own */
+	hie_buf_reset(xml);
+	hie_err_t err = registry_ebrim_obj_xml(x, xml);
+	if (!err) {
+		const char *p[] = {x->id, owner, hie_buf_str(xml)};
+		err = exec(tx, "INSERT INTO reg_extra (uuid, owner, xml) VALUES ($1, $2, $3)", 3, p);
+	}
+	return err;
+}
+
+/* YYYYMMDDhhmmss in UTC, the DTM form of the lastUpdateTime the registry keeps for Folders. */
+void registry_store_now(char out[15])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 15, "%Y%m%d%H%M%S", &tm);
+}
+
+hie_err_t registry_store_submission(PGconn *tx, const struct registry_ebrim_submission *s,
+				    const struct registry_store_opts *opts)
+{
+	struct hie_buf xml;
+	hie_buf_init(&xml, XML_MAX);
+	char now[15];
+	registry_store_now(now);
+	hie_err_t err = HIE_OK;
+	size_t di = 0, pi = 0;
+	for (size_t i = 0; i < s->nobjs && !err; i++) {
+		const struct registry_ebrim_obj *o = &s->objs[i];
+		if (!o->id)
+			err = HIE_EINVAL;
+		else if (o->kind == REGISTRY_EBRIM_EXTRINSIC) {
+			const struct registry_ebrim_doc *d = &s->docs[di++];
+			if (!skipped(opts, o->id))
+				err = store_doc(tx, d, &xml);
+		} else if (o->kind == REGISTRY_EBRIM_PACKAGE) {
+			const struct registry_ebrim_pkg *k = &s->pkgs[pi++];
+			if (!skipped(opts, o->id))
+				err = store_pkg(tx, k, now, &xml);
+		} else if (o->kind == REGISTRY_EBRIM_ASSOCIATION) {
+			err = store_assoc(tx, opts, o, &xml);
+		} else if (o->kind != REGISTRY_EBRIM_OBJECTREF) {
+			err = store_extra(tx, opts, o, &xml);
+		}
+	}
+	hie_buf_free(&xml);
+	return err;
+}
+
+hie_err_t registry_store_emit(const char *xml, size_t len, const char *status, struct hie_buf *out)
+{
+	/* After "<prefix:Name": the first whitespace, '/' or '>' ends the element name. */
+	size_t i = 0;
+	if (len < 2 || xml[0] != '<')
+		return HIE_EINVAL;
+	for (i = 1; i < len && xml[i] != ' ' && xml[i] != '\t' && xml[i] != '\n' && xml[i] != '\r' && xml[i] != '/' &&
+		    xml[i] != '>';
+	     i++)
+		;
+	if (i >= len || i == 1)
+		return HIE_EINVAL;
+	hie_err_t err = hie_buf_add(out, xml, i);
+	if (!err && status && status[0]) {
+		err = hie_buf_addstr(out, " status=\"");
+		if (!err)
+			err = hie_buf_add_xml(out, status, strlen(status));
+		if (!err)
+			err = hie_buf_addstr(out, "\"");
+	}
+	if (!err)
+		err = hie_buf_add(out, xml + i, len - i);
+	return err;
+}

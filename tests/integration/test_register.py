@@ -1,0 +1,190 @@
+"""ITI-42 Register Document Set-b against the running daemon: success only after commit, the database-side
+rules (unknown patient, resubmission by uniqueId/hash/size, duplicate SubmissionSet uniqueId, RPLC deprecating
+the original, associations to deprecated documents, patient mismatch), atomicity (a failing submission stores
+nothing), concurrent registrations of one uniqueId, and SOAP-level refusals."""
+import threading
+
+import xds
+from harness import Node, main
+
+PID_A = xds.pid("REG-A")
+PID_B = xds.pid("REG-B")
+
+
+def register(n, body, conn=None):
+    status, root, raw = xds.post(n.http_port, "/xds/registry", xds.ITI42, body, conn=conn)
+    assert status == 200, (status, raw[:2000])
+    return xds.registry_response(root)
+
+
+def codes(errs):
+    return [e[0] for e in errs]
+
+
+def count(n, table, where="true"):
+    return int(n.sql("SELECT count(*) FROM %s WHERE %s" % (table, where))[0][0])
+
+
+def doc(eid, uid, content, **kw):
+    return (eid, uid, content, kw)
+
+
+def test_register_rules():
+    n = Node("register")
+    try:
+        n.start()
+        uid1 = xds.new_uid()
+        body = xds.submission(PID_A, [doc("Document01", uid1, b"<ClinicalDocument>one</ClinicalDocument>")])
+
+        # Unknown patient: refused, nothing stored.
+        st, errs = register(n, body)
+        assert st == xds.FAILURE and codes(errs) == ["XDSUnknownPatientId"], errs
+        assert "REG-A" in errs[0][1], errs
+        assert count(n, "reg_documents") == 0
+
+        for p in (PID_A, PID_B):
+            r = n.run("patient", "add", "--id", p, "--family", "Doe", "--given", "Jane")
+            assert r.returncode == 0, r.stderr
+
+        st, errs = register(n, body)
+        assert st == xds.SUCCESS and errs == [], errs
+        rows = n.sql("SELECT uuid, status, patient_id, class_code, hash, size, creation_time, author_persons"
+                     " FROM reg_documents WHERE unique_id = '%s'" % uid1)
+        assert len(rows) == 1, rows
+        uuid1, status, patient, class_code, hsh, size, ctime, authors = rows[0]
+        assert uuid1.startswith("urn:uuid:") and status == xds.APPROVED and patient == PID_A, rows
+        assert class_code == "34133-9^^2.16.840.1.113883.6.1" and ctime == "20261122083000", rows
+        assert authors == "{^Welby^Marcus^^^Dr^MD}" and size == "40", rows
+        assert count(n, "reg_packages", "kind = 'SubmissionSet'") == 1
+        assert count(n, "reg_associations") == 1
+        assert count(n, "reg_extra") == 1  # the SubmissionSet's top-level classification
+        xml = n.sql("SELECT xml FROM reg_documents WHERE uuid = '%s'" % uuid1)[0][0]
+        assert 'status=' not in xml and 'lid="%s"' % uuid1 in xml, xml[:400]
+
+        # The same request again (a client retrying after a lost response): success, nothing stored twice.
+        st, errs = register(n, body)
+        assert st == xds.SUCCESS and errs == [], errs
+        assert count(n, "reg_documents") == 1 and count(n, "reg_packages") == 1
+
+        # Same document in a new SubmissionSet: success, the new HasMember points at the stored entry.
+        st, errs = register(n, xds.submission(PID_A, [doc("Document01", uid1,
+                                                          b"<ClinicalDocument>one</ClinicalDocument>")]))
+        assert st == xds.SUCCESS and errs == [], errs
+        assert count(n, "reg_documents") == 1 and count(n, "reg_packages") == 2
+        assert count(n, "reg_associations", "target = '%s'" % uuid1) == 2
+
+        # Same uniqueId, other bytes: XDSNonIdenticalHash; same hash, other size: XDSNonIdenticalSize.
+        st, errs = register(n, xds.submission(PID_A, [doc("Document01", uid1, b"<ClinicalDocument>TWO</ClinicalDocument>")]))
+        assert st == xds.FAILURE and codes(errs) == ["XDSNonIdenticalHash"], errs
+        body_size = xds.submission(PID_A, [doc("Document01", uid1, b"<ClinicalDocument>one</ClinicalDocument>")])
+        body_size = body_size.replace('<rim:Value>40</rim:Value>', '<rim:Value>41</rim:Value>')
+        st, errs = register(n, body_size)
+        assert st == xds.FAILURE and codes(errs) == ["XDSNonIdenticalSize"], errs
+
+        # A SubmissionSet uniqueId registered before, with a new document: XDSDuplicateUniqueIdInRegistry.
+        ss_uid = n.sql("SELECT unique_id FROM reg_packages ORDER BY seq LIMIT 1")[0][0]
+        st, errs = register(n, xds.submission(PID_A, [doc("Document01", xds.new_uid(), b"x")], ss_uid=ss_uid))
+        assert st == xds.FAILURE and codes(errs) == ["XDSDuplicateUniqueIdInRegistry"], errs
+
+        # Atomicity: two documents, the second's uniqueId clashes by hash -> nothing of the submission stored.
+        before = count(n, "reg_documents"), count(n, "reg_packages"), count(n, "reg_associations")
+        st, errs = register(n, xds.submission(PID_A, [doc("Document01", xds.new_uid(), b"fresh"),
+                                                      doc("Document02", uid1, b"different bytes")]))
+        assert st == xds.FAILURE and codes(errs) == ["XDSNonIdenticalHash"], errs
+        assert (count(n, "reg_documents"), count(n, "reg_packages"), count(n, "reg_associations")) == before
+
+        # RPLC: the replacement is registered and the original deprecated.
+        uid2 = xds.new_uid()
+        rplc = xds.association("rplc", xds.RPLC, "Document01", uuid1)
+        st, errs = register(n, xds.submission(PID_A, [doc("Document01", uid2, b"v2")], extra=rplc))
+        assert st == xds.SUCCESS, errs
+        assert n.sql("SELECT status FROM reg_documents WHERE uuid = '%s'" % uuid1)[0][0] == xds.DEPRECATED
+        assert n.sql("SELECT status FROM reg_documents WHERE unique_id = '%s'" % uid2)[0][0] == xds.APPROVED
+
+        # APND to the deprecated original: XDSRegistryDeprecatedDocumentError, nothing stored.
+        apnd = xds.association("apnd", xds.APND, "Document01", uuid1)
+        uid3 = xds.new_uid()
+        st, errs = register(n, xds.submission(PID_A, [doc("Document01", uid3, b"addendum")], extra=apnd))
+        assert st == xds.FAILURE and codes(errs) == ["XDSRegistryDeprecatedDocumentError"], errs
+        assert count(n, "reg_documents", "unique_id = '%s'" % uid3) == 0
+
+        # RPLC of another patient's document: XDSPatientIdDoesNotMatch.
+        uuid2 = n.sql("SELECT uuid FROM reg_documents WHERE unique_id = '%s'" % uid2)[0][0]
+        rplc_b = xds.association("rplc", xds.RPLC, "Document01", uuid2)
+        st, errs = register(n, xds.submission(PID_B, [doc("Document01", xds.new_uid(), b"b")], extra=rplc_b))
+        assert st == xds.FAILURE and codes(errs) == ["XDSPatientIdDoesNotMatch"], errs
+
+        # RPLC of a document that does not exist: XDSRegistryMetadataError naming it.
+        ghost = "urn:uuid:00000000-0000-4000-8000-000000000001"
+        st, errs = register(n, xds.submission(PID_A, [doc("Document01", xds.new_uid(), b"c")],
+                                              extra=xds.association("rplc", xds.RPLC, "Document01", ghost)))
+        assert st == xds.FAILURE and codes(errs) == ["XDSRegistryMetadataError"] and ghost in errs[0][1], errs
+
+        # DB-free rule with codeContext naming the attribute: classCode missing.
+        bad = xds.submission(PID_A, [doc("Document01", xds.new_uid(), b"d")])
+        bad = bad.replace('classificationScheme="urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a"',
+                          'classificationScheme="urn:uuid:00000000-8865-4c09-adf7-e362475b143a"')
+        st, errs = register(n, bad)
+        assert st == xds.FAILURE and "XDSRegistryMetadataError" in codes(errs), errs
+        assert any("classCode" in e[1] for e in errs), errs
+        n.check_log()
+    finally:
+        n.stop()
+        n.cleanup()
+
+
+def test_concurrent_same_uniqueid():
+    """Eight clients register the same document at once: all succeed, one entry is stored."""
+    n = Node("register-race")
+    try:
+        n.start()
+        assert n.run("patient", "add", "--id", PID_A).returncode == 0
+        uid = xds.new_uid()
+        results = []
+
+        def one(i):
+            body = xds.submission(PID_A, [doc("Document01", uid, b"same bytes")])
+            results.append(register(n, body))
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(st == xds.SUCCESS for st, _ in results), results
+        assert count(n, "reg_documents", "unique_id = '%s'" % uid) == 1
+        assert count(n, "reg_packages") == 8
+        n.check_log()
+    finally:
+        n.stop()
+        n.cleanup()
+
+
+def test_soap_refusals():
+    n = Node("register-soap")
+    try:
+        n.start()
+        # Wrong body element: Sender fault.
+        st, root, raw = xds.post(n.http_port, "/xds/registry", xds.ITI42, "<foo xmlns='urn:x'/>")
+        assert st == 500 and b"Sender" in raw, raw[:500]
+        # Empty body.
+        st, root, raw = xds.post(n.http_port, "/xds/registry", xds.ITI42, "")
+        assert st == 500 and b"Sender" in raw, raw[:500]
+        # SubmitObjectsRequest in a wrong namespace.
+        st, root, raw = xds.post(n.http_port, "/xds/registry", xds.ITI42,
+                                 "<SubmitObjectsRequest xmlns='urn:oasis:names:tc:ebxml-regrep:xsd:lcm:2.1'/>")
+        assert st == 500 and b"Sender" in raw, raw[:500]
+        # No RegistryObjectList: a RegistryResponse with XDSRegistryMetadataError.
+        st, errs = register(n, "<lcm:SubmitObjectsRequest xmlns:lcm='%s'/>" % xds.NS["lcm"])
+        assert st == xds.FAILURE and codes(errs) == ["XDSRegistryMetadataError"], errs
+        # Unknown action on the endpoint.
+        st, root, raw = xds.post(n.http_port, "/xds/registry", "urn:ihe:iti:2007:Nonsense", "<x/>")
+        assert st == 500 and b"ActionNotSupported" in raw, raw[:500]
+        n.check_log()
+    finally:
+        n.stop()
+        n.cleanup()
+
+
+if __name__ == "__main__":
+    main([test_register_rules, test_concurrent_same_uniqueid, test_soap_refusals])
