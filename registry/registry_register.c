@@ -36,8 +36,13 @@ struct reg_tx {
 	struct registry_ebrim_submission *s;
 	const struct registry_register_opts *opts;
 	struct registry_response errs;     /* this attempt's findings */
-	struct registry_store_opts map;    /* resubmitted DocumentEntries */
+	struct registry_store_opts map;    /* resubmitted DocumentEntries, versions of updated objects */
 	bool replay;                       /* nothing new: success without storing */
+	/* ITI-57: previous versions to deprecate (DocumentEntries: also folder membership), status changes. */
+	struct version_change { const char *prev, *next; bool doc; } *vchg;
+	size_t nvchg;
+	struct status_change { const char *id, *status; } *schg;
+	size_t nschg;
 	char pid[REGISTRY_PID_TEXT_MAX];
 };
 
@@ -79,6 +84,11 @@ static bool same_size(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+static bool is_update(const struct reg_tx *t, const char *id)
+{
+	return registry_store_version(&t->map, id) > 1;
+}
+
 static hie_err_t check_doc_uids(PGconn *tx, struct reg_tx *t)
 {
 	struct registry_ebrim_submission *s = t->s;
@@ -86,7 +96,7 @@ static hie_err_t check_doc_uids(PGconn *tx, struct reg_tx *t)
 	hie_err_t err = HIE_OK;
 	for (size_t i = 0; i < s->ndocs && !err; i++) {
 		const struct registry_ebrim_doc *d = &s->docs[i];
-		if (!d->unique_id)
+		if (!d->unique_id || is_update(t, d->obj->id))
 			continue;
 		PGresult *res;
 		const char *p[] = {d->unique_id};
@@ -138,7 +148,7 @@ static hie_err_t check_pkg_uids(PGconn *tx, struct reg_tx *t)
 	hie_err_t err = HIE_OK;
 	for (size_t i = 0; i < s->npkgs && !err; i++) {
 		const struct registry_ebrim_pkg *k = &s->pkgs[i];
-		if (!k->unique_id || k->kind == REGISTRY_PKG_UNKNOWN)
+		if (!k->unique_id || k->kind == REGISTRY_PKG_UNKNOWN || is_update(t, k->obj->id))
 			continue;
 		bool ss = k->kind == REGISTRY_PKG_SUBMISSION_SET;
 		PGresult *res;
@@ -218,14 +228,182 @@ static hie_err_t check_end(PGconn *tx, struct reg_tx *t, const struct registry_e
 	return HIE_OK;
 }
 
+static hie_err_t replace(PGconn *tx, const char *original, const char *replacement);
+
+static bool is_status_update(const struct registry_ebrim_obj *a)
+{
+	return a->assoc_type && strcmp(a->assoc_type, REGISTRY_ASSOC_UPDATE_STATUS) == 0;
+}
+
+/* ITI-57 ------------------------------------------------------------------------------------------------- */
+
+static const char *first_value(const struct registry_ebrim_obj *o, const char *slot)
+{
+	const struct registry_ebrim_slot *sl = registry_ebrim_slot(o, slot);
+	return sl && sl->nvalues ? sl->values[0] : NULL;
+}
+
+/* PreviousVersion of the SubmissionSet's HasMember to id, or NULL. */
+static const char *previous_version(const struct reg_tx *t, const char *id)
+{
+	const char *ss = t->s->ss ? t->s->ss->obj->id : NULL;
+	for (size_t i = 0; ss && i < t->s->nassocs; i++) {
+		const struct registry_ebrim_obj *a = t->s->assocs[i].obj;
+		if (a->source && a->target && strcmp(a->source, ss) == 0 && strcmp(a->target, id) == 0)
+			return first_value(a, "PreviousVersion");
+	}
+	return NULL;
+}
+
+static hie_err_t upd_err(struct reg_tx *t, const char *code, const char *loc, const char *what, const char *id,
+			 const char *why)
+{
+	return registry_response_add(&t->errs, REGISTRY_SEV_ERROR, code, loc, "%s %s: %s", what, id, why);
+}
+
+/*
+ * A DocumentEntry (doc) or Folder whose lid names a stored logical object: a new version of it. The latest
+ * stored version is locked (FOR UPDATE) so that two concurrent updates of one object cannot both win.
+ */
+static hie_err_t check_new_version(PGconn *tx, struct reg_tx *t, const struct registry_ebrim_obj *o, bool doc,
+				   const char *unique_id)
+{
+	const char *what = doc ? "DocumentEntry" : "Folder";
+	const char *prev = previous_version(t, o->id);
+	if (!prev)
+		return upd_err(t, REGISTRY_ERR_UPDATE, o->id, what, o->id,
+			       "a new version needs the SubmissionSet's HasMember with a PreviousVersion slot");
+	PGresult *res;
+	const char *p[] = {o->lid};
+	hie_err_t err = query(tx,
+			      doc ? "SELECT uuid, version, status, unique_id, patient_id FROM reg_documents WHERE lid = $1"
+				    " ORDER BY version DESC LIMIT 1 FOR UPDATE"
+				  : "SELECT uuid, version, status, unique_id, patient_id FROM reg_packages WHERE lid = $1"
+				    " AND kind = 'Folder' ORDER BY version DESC LIMIT 1 FOR UPDATE",
+			      1, p, &res);
+	if (err)
+		return err;
+	char why[256];
+	if (PQntuples(res) != 1) {
+		snprintf(why, sizeof why, "no registered %s has the logical id %.64s", what, o->lid);
+		err = upd_err(t, REGISTRY_ERR_UPDATE, o->id, what, o->id, why);
+	} else if (strcmp(PQgetvalue(res, 0, 1), prev) != 0) {
+		snprintf(why, sizeof why, "PreviousVersion %.16s is not the latest version (%.16s)", prev,
+			 PQgetvalue(res, 0, 1));
+		err = upd_err(t, REGISTRY_ERR_VERSION, o->id, what, o->id, why);
+	} else if (strcmp(PQgetvalue(res, 0, 2), REGISTRY_STATUS_APPROVED) != 0) {
+		err = upd_err(t, REGISTRY_ERR_UPDATE, o->id, what, o->id, "the latest version is not Approved");
+	} else if (!unique_id || strcmp(PQgetvalue(res, 0, 3), unique_id) != 0) {
+		snprintf(why, sizeof why, "uniqueId %.128s differs from the registered %.128s",
+			 unique_id ? unique_id : "(none)", PQgetvalue(res, 0, 3));
+		err = upd_err(t, REGISTRY_ERR_IDENTIFIER, o->id, what, o->id, why);
+	} else if (strcmp(PQgetvalue(res, 0, 4), t->pid) != 0) {
+		err = upd_err(t, REGISTRY_ERR_PID_RECONCILE, o->id, what, o->id,
+			      "the new version has another patientId than the registered one");
+	} else {
+		long long v = 0;
+		const char *prev_uuid = registry_ebrim_strdup(t->s, PQgetvalue(res, 0, 0));
+		err = hie_db_get_ll(res, 0, 1, &v);
+		if (!err && (!prev_uuid || v >= 1000000))
+			err = prev_uuid ? HIE_EINVAL : HIE_ENOMEM;
+		if (!err) {
+			t->map.versions[t->map.nversions++] = (struct registry_store_version){o->id, (int)v + 1};
+			t->vchg[t->nvchg++] = (struct version_change){prev_uuid, o->id, doc};
+		}
+	}
+	PQclear(res);
+	return err;
+}
+
+static bool known_status(const char *st)
+{
+	return st && (strcmp(st, REGISTRY_STATUS_APPROVED) == 0 || strcmp(st, REGISTRY_STATUS_DEPRECATED) == 0);
+}
+
+/* UpdateAvailabilityStatus: target stored, OriginalStatus its current status, NewStatus Approved/Deprecated. */
+static hie_err_t check_status_update(PGconn *tx, struct reg_tx *t, const struct registry_ebrim_obj *a)
+{
+	const char *orig = first_value(a, "OriginalStatus"), *next = first_value(a, "NewStatus");
+	if (!known_status(orig) || !known_status(next))
+		return upd_err(t, REGISTRY_ERR_UPDATE, a->id, "Association", a->id,
+			       "UpdateAvailabilityStatus needs OriginalStatus and NewStatus slots (Approved or Deprecated)");
+	struct stored_ref r;
+	hie_err_t err = lookup(tx, a->target, &r);
+	if (err)
+		return err;
+	char why[256];
+	if (!r.found) {
+		snprintf(why, sizeof why, "targetObject %.64s is not in the registry", a->target);
+		return upd_err(t, REGISTRY_ERR_UPDATE, a->id, "Association", a->id, why);
+	}
+	if (r.pid[0] && strcmp(r.pid, t->pid) != 0)
+		return upd_err(t, REGISTRY_ERR_PID_MISMATCH, a->id, "Association", a->id,
+			       "targetObject belongs to another patient");
+	if (strcmp(r.status, orig) != 0) {
+		snprintf(why, sizeof why, "OriginalStatus %.64s is not the current status %.64s", orig, r.status);
+		return upd_err(t, REGISTRY_ERR_UPDATE, a->id, "Association", a->id, why);
+	}
+	t->schg[t->nschg++] = (struct status_change){a->target, next};
+	return HIE_OK;
+}
+
+static hie_err_t check_updates(PGconn *tx, struct reg_tx *t)
+{
+	struct registry_ebrim_submission *s = t->s;
+	t->map.nversions = t->nvchg = t->nschg = 0;
+	hie_err_t err = HIE_OK;
+	for (size_t i = 0; i < s->ndocs && !err; i++) {
+		const struct registry_ebrim_obj *o = s->docs[i].obj;
+		if (o->lid && strcmp(o->lid, o->id) != 0)
+			err = check_new_version(tx, t, o, true, s->docs[i].unique_id);
+	}
+	for (size_t i = 0; i < s->npkgs && !err; i++) {
+		const struct registry_ebrim_obj *o = s->pkgs[i].obj;
+		if (s->pkgs[i].kind == REGISTRY_PKG_FOLDER && o->lid && strcmp(o->lid, o->id) != 0)
+			err = check_new_version(tx, t, o, false, s->pkgs[i].unique_id);
+	}
+	for (size_t i = 0; i < s->nassocs && !err; i++)
+		if (is_status_update(s->assocs[i].obj))
+			err = check_status_update(tx, t, s->assocs[i].obj);
+	return err;
+}
+
+static hie_err_t set_status(PGconn *tx, const char *id, const char *status)
+{
+	const char *p[] = {id, status};
+	static const char *const sql[] = {
+		"UPDATE reg_documents SET status = $2 WHERE uuid = $1",
+		"UPDATE reg_packages SET status = $2 WHERE uuid = $1",
+		"UPDATE reg_associations SET status = $2 WHERE uuid = $1",
+	};
+	hie_err_t err = HIE_OK;
+	for (size_t i = 0; i < 3 && !err; i++) {
+		PGresult *res;
+		err = query(tx, sql[i], 2, p, &res);
+		PQclear(res);
+	}
+	return err;
+}
+
+static hie_err_t apply_updates(PGconn *tx, struct reg_tx *t)
+{
+	hie_err_t err = HIE_OK;
+	for (size_t i = 0; i < t->nvchg && !err; i++)
+		err = t->vchg[i].doc ? replace(tx, t->vchg[i].prev, t->vchg[i].next)
+				     : set_status(tx, t->vchg[i].prev, REGISTRY_STATUS_DEPRECATED);
+	for (size_t i = 0; i < t->nschg && !err; i++)
+		err = set_status(tx, t->schg[i].id, t->schg[i].status);
+	return err;
+}
+
 static hie_err_t check_assocs(PGconn *tx, struct reg_tx *t)
 {
 	hie_err_t err = HIE_OK;
 	for (size_t i = 0; i < t->s->nassocs && !err; i++) {
 		const struct registry_ebrim_obj *a = t->s->assocs[i].obj;
 		err = check_end(tx, t, a, a->source, true);
-		if (!err)
-			err = check_end(tx, t, a, a->target, false);
+		if (!err && !is_status_update(a))
+			err = check_end(tx, t, a, a->target, false); /* a status update may revive a deprecated one */
 	}
 	return err;
 }
@@ -301,7 +479,10 @@ static hie_err_t register_tx(PGconn *tx, void *arg)
 	registry_response_free(&t->errs);
 	registry_response_init(&t->errs, 0);
 	t->replay = false;
+	t->map.nversions = t->nvchg = t->nschg = 0;
 	hie_err_t err = check_patient(tx, t);
+	if (!err && !t->errs.nerrors && t->opts && t->opts->metadata_update)
+		err = check_updates(tx, t);
 	if (!err && !t->errs.nerrors)
 		err = check_doc_uids(tx, t);
 	if (!err && !t->errs.nerrors)
@@ -315,6 +496,8 @@ static hie_err_t register_tx(PGconn *tx, void *arg)
 	err = registry_store_submission(tx, t->s, &t->map);
 	if (!err)
 		err = after_store(tx, t);
+	if (!err)
+		err = apply_updates(tx, t);
 	if (!err && t->opts && t->opts->in_tx) {
 		err = t->opts->in_tx(tx, t->s, &t->errs, t->opts->in_tx_arg);
 		if (!err && t->errs.nerrors)
@@ -342,16 +525,23 @@ hie_err_t registry_register_submission(struct hie_db_pool *pool, struct registry
 	if (err)
 		return registry_response_add(r, REGISTRY_SEV_ERROR, REGISTRY_ERR_REGISTRY, NULL,
 					     "the registry could not assign ids");
-	const struct registry_validate_opts vo = {.provide_and_register = opts && opts->provide_and_register};
+	const struct registry_validate_opts vo = {.provide_and_register = opts && opts->provide_and_register,
+						  .metadata_update = opts && opts->metadata_update};
 	err = registry_validate_submission(s, &vo, r);
 	if (err || r->nerrors)
 		return err;
 
 	struct reg_tx t = {.s = s, .opts = opts};
 	registry_response_init(&t.errs, 0);
-	t.map.map = s->ndocs ? calloc(s->ndocs, sizeof *t.map.map) : NULL;
-	if (s->ndocs && !t.map.map)
-		return HIE_ENOMEM;
+	size_t nobj = s->ndocs + s->npkgs + s->nassocs + 1;
+	t.map.map = calloc(nobj, sizeof *t.map.map);
+	t.map.versions = calloc(nobj, sizeof *t.map.versions);
+	t.vchg = calloc(nobj, sizeof *t.vchg);
+	t.schg = calloc(nobj, sizeof *t.schg);
+	if (!t.map.map || !t.map.versions || !t.vchg || !t.schg) {
+		err = HIE_ENOMEM;
+		goto out;
+	}
 	/* A unique-key collision means a concurrent registration of the same uniqueId won: run again to see it. */
 	for (int attempt = 0; attempt < 3; attempt++) {
 		err = hie_db_tx(pool, register_tx, &t);
@@ -372,7 +562,11 @@ hie_err_t registry_register_submission(struct hie_db_pool *pool, struct registry
 	}
 	if (!err && !r->nerrors && t.replay)
 		hie_log(HIE_LOG_INFO, "event=registry.register.replay documents=%zu", s->ndocs);
+out:
 	registry_response_free(&t.errs);
 	free(t.map.map);
+	free(t.map.versions);
+	free(t.vchg);
+	free(t.schg);
 	return err;
 }

@@ -30,6 +30,15 @@ struct registry_register_opts {
 	/* ITI-41: validation as registry_validate_opts.provide_and_register (the repository fills hash/size). */
 	bool provide_and_register;
 	/*
+	 * ITI-57 Update Document Set: a DocumentEntry or Folder whose lid names a registered logical object is
+	 * a new version of it (the SubmissionSet's HasMember to it carries PreviousVersion: it must be the latest
+	 * version, else XDSMetadataVersionError; same uniqueId and patient, else XDSMetadataIdentifierError /
+	 * XDSPatientIDReconciliationError); the previous version is deprecated. UpdateAvailabilityStatus
+	 * associations change the status of their target (OriginalStatus must match, else
+	 * XDSMetadataUpdateError).
+	 */
+	bool metadata_update;
+	/*
 	 * Called inside the transaction after the metadata is stored (not for a pure resubmission). An error
 	 * return rolls back; the function adds its own entries to r (or r gets XDSRepositoryError).
 	 */

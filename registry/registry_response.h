@@ -29,6 +29,15 @@
 #define REGISTRY_ERR_BUSY "XDSRegistryBusy"
 #define REGISTRY_ERR_OUT_OF_RESOURCES "XDSRegistryOutOfResources"
 #define REGISTRY_ERR_EXTRA_METADATA "XDSExtraMetadataNotSaved"
+/* ITI-57 (ITI TF-2b 3.57.4.1.3) */
+#define REGISTRY_ERR_UPDATE "XDSMetadataUpdateError"
+#define REGISTRY_ERR_VERSION "XDSMetadataVersionError"
+#define REGISTRY_ERR_IDENTIFIER "XDSMetadataIdentifierError"
+#define REGISTRY_ERR_PID_RECONCILE "XDSPatientIDReconciliationError"
+/* ITI-62 (ITI TF-2b 3.62.4.1.3; ebRS exceptions) */
+#define REGISTRY_ERR_UNRESOLVED "UnresolvedReferenceException"
+#define REGISTRY_ERR_REFS_EXIST "ReferencesExistException"
+#define REGISTRY_ERR_UNREFERENCED "XDSUnreferencedObjectException"
 
 #define REGISTRY_STATUS_SUCCESS_URN "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"
 #define REGISTRY_STATUS_FAILURE_URN "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure"

@@ -2,9 +2,10 @@
  * registry_soap.c — the module's SOAP door: registry_routes() mounts every transaction on the router, and the
  * ITI-42 Register Document Set-b handler lives here (the others in their own files, see registry_soap.h).
  *
- * ITI-42: the body must be an lcm:SubmitObjectsRequest (anything else is a Sender fault: not our message);
- * a request that parses is always answered with an rs:RegistryResponse — success only after the submission
- * committed, otherwise Failure with the RegistryErrorList (registry_register_submission).
+ * ITI-42 (and ITI-57, registry_update.c, through registry_soap_register): the body must be an
+ * lcm:SubmitObjectsRequest (anything else is a Sender fault: not our message); a request that parses is always
+ * answered with an rs:RegistryResponse — success only after the submission committed, otherwise Failure with
+ * the RegistryErrorList (registry_register_submission).
  */
 #include <string.h>
 
@@ -54,11 +55,12 @@ hie_err_t registry_soap_sender_fault(struct hie_soap_response *resp, const char 
 	return HIE_OK;
 }
 
-hie_err_t registry_iti42_handle(const struct hie_soap_msg *req, struct hie_soap_response *resp, void *arg)
+hie_err_t registry_soap_register(const struct hie_soap_msg *req, struct hie_soap_response *resp,
+				 const struct registry_service *svc, const struct registry_register_opts *opts)
 {
-	struct registry_service *svc = arg;
+	const char *tx = opts && opts->metadata_update ? "iti57" : "iti42";
 	if (!registry_soap_is(req->payload, REGISTRY_NS_LCM, "SubmitObjectsRequest"))
-		return registry_soap_sender_fault(resp, "the body of ITI-42 must be an lcm:SubmitObjectsRequest");
+		return registry_soap_sender_fault(resp, "the body must be an lcm:SubmitObjectsRequest");
 
 	struct registry_response r;
 	registry_response_init(&r, 0);
@@ -72,12 +74,17 @@ hie_err_t registry_iti42_handle(const struct hie_soap_msg *req, struct hie_soap_
 					    "the submission exceeds %u registry objects or its size limits",
 					    REGISTRY_EBRIM_MAX_OBJECTS);
 	else if (!err)
-		err = registry_register_submission(svc->pool, s, NULL, &r);
+		err = registry_register_submission(svc->pool, s, opts, &r);
 	if (!err)
 		err = registry_response_build(&r, REGISTRY_STATUS_AUTO, &resp->body_xml);
-	hie_log(r.nerrors ? HIE_LOG_NOTICE : HIE_LOG_INFO, "event=registry.iti42 objects=%zu errors=%zu first=%s",
+	hie_log(r.nerrors ? HIE_LOG_NOTICE : HIE_LOG_INFO, "event=registry.%s objects=%zu errors=%zu first=%s", tx,
 		s ? s->nobjects_total : 0, r.nerrors, r.n ? r.errs[0].code : "-");
 	registry_ebrim_free(s);
 	registry_response_free(&r);
 	return err;
+}
+
+hie_err_t registry_iti42_handle(const struct hie_soap_msg *req, struct hie_soap_response *resp, void *arg)
+{
+	return registry_soap_register(req, resp, arg, NULL);
 }

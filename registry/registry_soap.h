@@ -34,6 +34,15 @@ hie_err_t registry_retrieve_handle(const struct hie_soap_msg *req, struct hie_so
  */
 hie_err_t registry_soap_sender_fault(struct hie_soap_response *resp, const char *reason);
 
+/*
+ * ITI-42 / ITI-57 body: parse the lcm:SubmitObjectsRequest, registry_register_submission with opts (NULL =
+ * ITI-42), answer the rs:RegistryResponse.
+ */
+struct registry_service;
+struct registry_register_opts;
+hie_err_t registry_soap_register(const struct hie_soap_msg *req, struct hie_soap_response *resp,
+				 const struct registry_service *svc, const struct registry_register_opts *opts);
+
 /* True when node is an element named (ns, local). */
 bool registry_soap_is(const xmlNode *node, const char *ns, const char *local);
 

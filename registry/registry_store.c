@@ -29,8 +29,7 @@ void registry_store_code_text(const char *code, const char *scheme, char *out, s
 	snprintf(out, outlen, "%s^^%s", code ? code : "", scheme ? scheme : "");
 }
 
-/* Appends a PostgreSQL array literal of the n strings. */
-static hie_err_t array_literal(struct hie_buf *b, const char *const *v, size_t n)
+hie_err_t registry_store_array(struct hie_buf *b, const char *const *v, size_t n)
 {
 	hie_err_t err = hie_buf_addstr(b, "{");
 	for (size_t i = 0; i < n && !err; i++) {
@@ -59,7 +58,7 @@ static hie_err_t code_array(struct hie_buf *b, const struct registry_ebrim_code 
 		v[i] = text[i];
 	}
 	if (!err)
-		err = array_literal(b, v, n);
+		err = registry_store_array(b, v, n);
 	free(v);
 	free(text);
 	return err;
@@ -98,8 +97,55 @@ static void remap_attr(const struct registry_store_opts *o, xmlNode *node, const
 		xmlSetProp(node, BAD_CAST attr, BAD_CAST to);
 }
 
-/* The object's XML as stored: no status attribute, lid present. */
-static hie_err_t object_xml(const struct registry_ebrim_obj *o, struct hie_buf *xml)
+static bool is_rim(const xmlNode *n, const char *local)
+{
+	return n->type == XML_ELEMENT_NODE && n->ns && n->ns->href &&
+	       strcmp((const char *)n->ns->href, REGISTRY_NS_RIM) == 0 && strcmp((const char *)n->name, local) == 0;
+}
+
+/*
+ * rim:VersionInfo versionName="<version>": the registry's own (ebRIM 3.0 §2.5.1), replacing what the
+ * submitter sent, placed where the schema wants it (after Slots, Name and Description).
+ */
+static hie_err_t set_version_info(xmlNode *node, int version)
+{
+	char v[16];
+	snprintf(v, sizeof v, "%d", version);
+	xmlNode *before = NULL;
+	for (xmlNode *c = node->children; c; c = c->next) {
+		if (c->type != XML_ELEMENT_NODE)
+			continue;
+		if (is_rim(c, "VersionInfo"))
+			return xmlSetProp(c, BAD_CAST "versionName", BAD_CAST v) ? HIE_OK : HIE_ENOMEM;
+		if (!before && !is_rim(c, "Slot") && !is_rim(c, "Name") && !is_rim(c, "Description"))
+			before = c;
+	}
+	xmlNs *ns = xmlSearchNsByHref(node->doc, node, BAD_CAST REGISTRY_NS_RIM);
+	xmlNode *vi = xmlNewDocNode(node->doc, ns, BAD_CAST "VersionInfo", NULL);
+	if (!vi)
+		return HIE_ENOMEM;
+	if (!ns) {
+		ns = xmlNewNs(vi, BAD_CAST REGISTRY_NS_RIM, NULL);
+		xmlSetNs(vi, ns);
+	}
+	xmlSetProp(vi, BAD_CAST "versionName", BAD_CAST v);
+	if (before ? !xmlAddPrevSibling(before, vi) : !xmlAddChild(node, vi)) {
+		xmlFreeNode(vi);
+		return HIE_ENOMEM;
+	}
+	return HIE_OK;
+}
+
+int registry_store_version(const struct registry_store_opts *o, const char *id)
+{
+	for (size_t i = 0; o && id && i < o->nversions; i++)
+		if (strcmp(o->versions[i].id, id) == 0)
+			return o->versions[i].version;
+	return 1;
+}
+
+/* The object's XML as stored: no status attribute, lid present, the registry's VersionInfo. */
+static hie_err_t object_xml(const struct registry_ebrim_obj *o, int version, struct hie_buf *xml)
 {
 	xmlNode *node = o->node;
 	xmlAttr *st = xmlHasProp(node, BAD_CAST "status");
@@ -107,8 +153,9 @@ static hie_err_t object_xml(const struct registry_ebrim_obj *o, struct hie_buf *
 		xmlRemoveProp(st);
 	if (!xmlHasProp(node, BAD_CAST "lid") && o->id)
 		xmlSetProp(node, BAD_CAST "lid", BAD_CAST o->id);
+	hie_err_t err = set_version_info(node, version);
 	hie_buf_reset(xml);
-	return registry_ebrim_obj_xml(o, xml);
+	return err ? err : registry_ebrim_obj_xml(o, xml);
 }
 
 static hie_err_t exec(PGconn *tx, const char *sql, int n, const char *const *p)
@@ -142,15 +189,15 @@ static const struct registry_ebrim_slot *reference_ids(const struct registry_ebr
 	return registry_ebrim_slot(o, "urn:ihe:iti:xds:2013:referenceIdList");
 }
 
-static hie_err_t store_doc(PGconn *tx, const struct registry_ebrim_doc *d, struct hie_buf *xml)
+static hie_err_t store_doc(PGconn *tx, const struct registry_ebrim_doc *d, int version, struct hie_buf *xml)
 {
 	static const char sql[] =
 		"INSERT INTO reg_documents (uuid, lid, status, on_demand, patient_id, unique_id, mime_type,"
 		" class_code, type_code, format_code, practice_code, hcft_code, conf_codes, event_codes,"
 		" author_persons, reference_ids, creation_time, service_start_time, service_stop_time, hash, size,"
-		" repository_unique_id, xml)"
+		" repository_unique_id, xml, version)"
 		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text[], $14::text[], $15::text[],"
-		" $16::text[], $17, $18, $19, lower($20), $21::bigint, $22, $23)";
+		" $16::text[], $17, $18, $19, lower($20), $21::bigint, $22, $23, $24::integer)";
 	char pid[REGISTRY_PID_TEXT_MAX], cls[CODE_TEXT_MAX], typ[CODE_TEXT_MAX], fmt[CODE_TEXT_MAX],
 		prc[CODE_TEXT_MAX], hcf[CODE_TEXT_MAX];
 	struct hie_buf conf, event, authors, refs;
@@ -165,11 +212,13 @@ static hie_err_t store_doc(PGconn *tx, const struct registry_ebrim_doc *d, struc
 	if (!err)
 		err = code_array(&event, d->event_codes, d->nevent_codes);
 	if (!err)
-		err = array_literal(&authors, d->author_persons, d->nauthor_persons);
+		err = registry_store_array(&authors, d->author_persons, d->nauthor_persons);
 	if (!err)
-		err = array_literal(&refs, rs ? rs->values : NULL, rs ? rs->nvalues : 0);
+		err = registry_store_array(&refs, rs ? rs->values : NULL, rs ? rs->nvalues : 0);
+	char ver[16];
+	snprintf(ver, sizeof ver, "%d", version);
 	if (!err)
-		err = object_xml(d->obj, xml);
+		err = object_xml(d->obj, version, xml);
 	if (!err) {
 		const char *lid = d->obj->lid ? d->obj->lid : d->obj->id;
 		const char *p[] = {d->obj->id, lid, REGISTRY_STATUS_APPROVED, d->on_demand ? "t" : "f", pid,
@@ -181,8 +230,8 @@ static hie_err_t store_doc(PGconn *tx, const struct registry_ebrim_doc *d, struc
 				   code_or_null(d->hcft_code, hcf, sizeof hcf), hie_buf_str(&conf),
 				   hie_buf_str(&event), hie_buf_str(&authors), hie_buf_str(&refs), d->creation_time,
 				   d->service_start_time, d->service_stop_time, d->hash, d->size,
-				   d->repository_unique_id, hie_buf_str(xml)};
-		err = exec(tx, sql, 23, p);
+				   d->repository_unique_id, hie_buf_str(xml), ver};
+		err = exec(tx, sql, 24, p);
 	}
 	hie_buf_free(&conf);
 	hie_buf_free(&event);
@@ -191,12 +240,13 @@ static hie_err_t store_doc(PGconn *tx, const struct registry_ebrim_doc *d, struc
 	return err;
 }
 
-static hie_err_t store_pkg(PGconn *tx, const struct registry_ebrim_pkg *k, const char *now, struct hie_buf *xml)
+static hie_err_t store_pkg(PGconn *tx, const struct registry_ebrim_pkg *k, const char *now, int version,
+			   struct hie_buf *xml)
 {
 	static const char sql[] =
 		"INSERT INTO reg_packages (uuid, lid, kind, status, patient_id, unique_id, source_id,"
-		" submission_time, last_update_time, codes, author_persons, xml)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text[], $11::text[], $12)";
+		" submission_time, last_update_time, codes, author_persons, xml, version)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text[], $11::text[], $12, $13::integer)";
 	char pid[REGISTRY_PID_TEXT_MAX];
 	struct hie_buf codes, authors;
 	hie_buf_init(&codes, ARRAY_MAX);
@@ -208,15 +258,17 @@ static hie_err_t store_pkg(PGconn *tx, const struct registry_ebrim_pkg *k, const
 	if (!err)
 		err = code_array(&codes, k->codes, k->ncodes);
 	if (!err)
-		err = array_literal(&authors, k->author_persons, k->nauthor_persons);
+		err = registry_store_array(&authors, k->author_persons, k->nauthor_persons);
+	char ver[16];
+	snprintf(ver, sizeof ver, "%d", version);
 	if (!err)
-		err = object_xml(k->obj, xml);
+		err = object_xml(k->obj, version, xml);
 	if (!err) {
 		const char *p[] = {k->obj->id, k->obj->lid ? k->obj->lid : k->obj->id,
 				   ss ? "SubmissionSet" : "Folder", REGISTRY_STATUS_APPROVED, pid, k->unique_id,
 				   k->source_id, k->submission_time, ss ? NULL : now, hie_buf_str(&codes),
-				   hie_buf_str(&authors), hie_buf_str(xml)};
-		err = exec(tx, sql, 12, p);
+				   hie_buf_str(&authors), hie_buf_str(xml), ver};
+		err = exec(tx, sql, 13, p);
 	}
 	hie_buf_free(&codes);
 	hie_buf_free(&authors);
@@ -231,7 +283,7 @@ static hie_err_t store_assoc(PGconn *tx, const struct registry_store_opts *o, co
 	const char *src = registry_store_mapped(o, a->source), *dst = registry_store_mapped(o, a->target);
 	remap_attr(o, a->node, "sourceObject", a->source);
 	remap_attr(o, a->node, "targetObject", a->target);
-	hie_err_t err = object_xml(a, xml);
+	hie_err_t err = object_xml(a, 1, xml);
 	if (!err) {
 		const char *p[] = {a->id, a->lid ? a->lid : a->id, a->assoc_type, src, dst,
 				   REGISTRY_STATUS_APPROVED, hie_buf_str(xml)};
@@ -281,11 +333,11 @@ hie_err_t registry_store_submission(PGconn *tx, const struct registry_ebrim_subm
 		else if (o->kind == REGISTRY_EBRIM_EXTRINSIC) {
 			const struct registry_ebrim_doc *d = &s->docs[di++];
 			if (!skipped(opts, o->id))
-				err = store_doc(tx, d, &xml);
+				err = store_doc(tx, d, registry_store_version(opts, o->id), &xml);
 		} else if (o->kind == REGISTRY_EBRIM_PACKAGE) {
 			const struct registry_ebrim_pkg *k = &s->pkgs[pi++];
 			if (!skipped(opts, o->id))
-				err = store_pkg(tx, k, now, &xml);
+				err = store_pkg(tx, k, now, registry_store_version(opts, o->id), &xml);
 		} else if (o->kind == REGISTRY_EBRIM_ASSOCIATION) {
 			err = store_assoc(tx, opts, o, &xml);
 		} else if (o->kind != REGISTRY_EBRIM_OBJECTREF) {

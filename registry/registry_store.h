@@ -37,6 +37,7 @@
 #define REGISTRY_ASSOC_XFRM "urn:ihe:iti:2007:AssociationType:XFRM"
 #define REGISTRY_ASSOC_XFRM_RPLC "urn:ihe:iti:2007:AssociationType:XFRM_RPLC"
 #define REGISTRY_ASSOC_SIGNS "urn:ihe:iti:2007:AssociationType:signs"
+#define REGISTRY_ASSOC_UPDATE_STATUS "urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus"
 
 /*
  * Objects to leave out, each standing for one stored before: a resubmitted DocumentEntry (same uniqueId, hash
@@ -47,10 +48,18 @@ struct registry_store_map {
 	const char *from;   /* id in the submission */
 	const char *to;     /* id of the stored object */
 };
+struct registry_store_version {
+	const char *id;     /* a DocumentEntry or Folder of the submission */
+	int version;        /* its version (ITI-57: the previous one + 1) */
+};
 struct registry_store_opts {
 	struct registry_store_map *map;
 	size_t nmap;
+	struct registry_store_version *versions;   /* objects not at version 1 */
+	size_t nversions;
 };
+/* The version opts gives id, 1 when none. */
+int registry_store_version(const struct registry_store_opts *o, const char *id);
 void registry_store_sort_map(struct registry_store_opts *o);
 /* What ref stands for after the map: the stored object's id, or ref itself (o may be NULL). */
 const char *registry_store_mapped(const struct registry_store_opts *o, const char *ref);
@@ -67,6 +76,9 @@ void registry_store_now(char out[15]);
  * (status NULL or "" = as stored). HIE_EINVAL when xml does not start with an element, HIE_ETOOBIG at out's cap.
  */
 hie_err_t registry_store_emit(const char *xml, size_t len, const char *status, struct hie_buf *out);
+
+/* Appends a PostgreSQL text[] literal of the n strings (every element quoted and escaped). */
+hie_err_t registry_store_array(struct hie_buf *b, const char *const *v, size_t n);
 
 /* Canonical "code^^scheme" of a coded value into out (cut at outlen). */
 void registry_store_code_text(const char *code, const char *scheme, char *out, size_t outlen);
