@@ -209,6 +209,25 @@ static void check_code(struct vctx *v, const struct registry_ebrim_obj *o, const
 		       Q(o->id), attr, Q(cc.bad->node_repr));
 }
 
+/* limitedMetadata (ITI TF-3 4.1.1.1): for XDM/XDR peers only; an XDS registry refuses it. */
+#define LIMITED_DE "urn:uuid:ab9b591b-83ab-4d03-8f5d-f93b1fb92e85"
+#define LIMITED_SS "urn:uuid:5003a9db-8d8d-49e6-bf0c-990e34ac7707"
+
+static void find_limited(const struct registry_ebrim_obj *c, void *arg)
+{
+	if (c->node_id && (strcmp(c->node_id, LIMITED_DE) == 0 || strcmp(c->node_id, LIMITED_SS) == 0))
+		*(bool *)arg = true;
+}
+
+static void check_limited(struct vctx *v, const struct registry_ebrim_obj *o, const char *what)
+{
+	bool limited = false;
+	registry_ebrim_each(v->s, o, true, find_limited, &limited);
+	if (limited)
+		report(v, REGISTRY_ERR_METADATA, o->id,
+		       "%s %.128s: classified as limitedMetadata, which an XDS registry does not accept", what, Q(o->id));
+}
+
 static void check_doc(struct vctx *v, const struct registry_ebrim_doc *d)
 {
 	static const char *const single[] = { "creationTime", "hash", "size", "languageCode", "legalAuthenticator",
@@ -223,6 +242,7 @@ static void check_doc(struct vctx *v, const struct registry_ebrim_doc *d)
 	if (!o->id || !*o->id)
 		report(v, REGISTRY_ERR_METADATA, NULL, "%s: entryUUID (id) is missing", w);
 	check_slots(v, o, w, single);
+	check_limited(v, o, w);
 	check_code(v, o, w, "classCode", REGISTRY_UUID_DE_CLASSCODE, 1, 1);
 	check_code(v, o, w, "confidentialityCode", REGISTRY_UUID_DE_CONFCODE, 1, 0);
 	check_code(v, o, w, "eventCodeList", REGISTRY_UUID_DE_EVENTCODE, 0, 0);
@@ -265,6 +285,7 @@ static void check_pkg(struct vctx *v, const struct registry_ebrim_pkg *p)
 	bool ss = p->kind == REGISTRY_PKG_SUBMISSION_SET;
 	const char *w = ss ? "SubmissionSet" : "Folder";
 	check_slots(v, o, w, single);
+	check_limited(v, o, w);
 	check_value(v, o, w, "patientId", p->patient_id, true, registry_validate_cx, "a CX id^^^&OID&ISO");
 	check_value(v, o, w, "uniqueId", p->unique_id, true, registry_validate_oid, "an OID");
 	if (ss) {

@@ -127,6 +127,12 @@ def test_register_rules():
         st, errs = register(n, bad)
         assert st == xds.FAILURE and "XDSRegistryMetadataError" in codes(errs), errs
         assert any("classCode" in e[1] for e in errs), errs
+        # limitedMetadata is for XDR/XDM; the registry refuses it, naming it.
+        lim = ('<rim:Classification classificationNode="urn:uuid:ab9b591b-83ab-4d03-8f5d-f93b1fb92e85"'
+               ' classifiedObject="Document01" id="lim1"/>')
+        st, errs = register(n, xds.submission(PID_A, [doc("Document01", xds.new_uid(), b"e")], extra=lim))
+        assert st == xds.FAILURE and codes(errs) == ["XDSRegistryMetadataError"], errs
+        assert "limitedMetadata" in errs[0][1], errs
         n.check_log()
     finally:
         n.stop()
