@@ -50,7 +50,7 @@ int node_signals_wait(void);
 
 /* Housekeeping jobs (node_maintenance.c): registers core.sweep and enqueues today's run. */
 struct hie_jobs;
-hie_err_t node_maintenance_register(struct hie_jobs *jobs, struct hie_db_pool *pool, long long retention_ms);
+hie_err_t node_maintenance_register(struct hie_jobs *jobs, struct hie_db_pool *pool, const struct hie_cfg *cfg);
 
 /* The SOAP endpoints of ARCHITECTURE.md mounted on the HTTP server (node_web.c). */
 struct node_web;

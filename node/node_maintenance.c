@@ -1,7 +1,8 @@
 /*
  * node_maintenance.c — the node's own housekeeping jobs.
  *
- * core.sweep: deletes finished jobs older than [jobs] retention (failed ones stay for the operator). One job
+ * core.sweep: deletes finished jobs older than [jobs] retention (failed ones stay for the operator) and HL7 v2
+ * control-id records older than [mllp] dedup_retention (notify_sweep). One job
  * per UTC day, made idempotent by its dedup key (the day), so any number of nodes sharing the database
  * enqueue it without duplicates; each run enqueues the next day's.
  */
@@ -11,12 +12,14 @@
 #include "core/core_jobs.h"
 #include "core/core_log.h"
 #include "node/node.h"
+#include "notify/notify.h"
 
 #define SWEEP_KIND "core.sweep"
 
 struct sweep {
 	struct hie_db_pool *pool;
 	long long retention_ms;
+	long long hl7_retention_ms;
 	time_t day; /* the day to enqueue for, set before hie_db_tx */
 };
 
@@ -37,20 +40,25 @@ static hie_err_t sweep_run(const struct hie_job *job, void *arg, char *errbuf, s
 {
 	struct sweep *s = arg;
 	long long deleted = 0;
+	long long hl7 = 0;
 	hie_err_t err = hie_jobs_sweep(s->pool, s->retention_ms, &deleted);
+	if (!err)
+		err = notify_sweep(s->pool, s->hl7_retention_ms, &hl7);
 	if (err) {
 		snprintf(errbuf, errlen, "sweep failed: %s", hie_errname(err));
 		return err;
 	}
-	hie_log(HIE_LOG_INFO, "event=jobs.sweep job=%lld deleted=%lld", job->id, deleted);
+	hie_log(HIE_LOG_INFO, "event=jobs.sweep job=%lld deleted=%lld hl7_control_ids_deleted=%lld", job->id, deleted,
+		hl7);
 	s->day = (time(NULL) / 86400 + 1) * 86400; /* next midnight UTC */
 	return hie_db_tx(s->pool, enqueue_day, s);
 }
 
-hie_err_t node_maintenance_register(struct hie_jobs *jobs, struct hie_db_pool *pool, long long retention_ms)
+hie_err_t node_maintenance_register(struct hie_jobs *jobs, struct hie_db_pool *pool, const struct hie_cfg *cfg)
 {
 	sweep_state.pool = pool;
-	sweep_state.retention_ms = retention_ms;
+	sweep_state.retention_ms = hie_cfg_int(cfg, "jobs", "retention");
+	sweep_state.hl7_retention_ms = hie_cfg_int(cfg, "mllp", "dedup_retention");
 	const struct hie_jobs_handler h = {.kind = SWEEP_KIND, .fn = sweep_run, .arg = &sweep_state};
 	hie_err_t err = hie_jobs_register(jobs, &h);
 	if (err)

@@ -190,7 +190,7 @@ static hie_err_t jobs_setup(struct node *n)
 	};
 	hie_err_t err = hie_jobs_create(&n->jobs, n->db.pool, &jo);
 	if (!err)
-		err = node_maintenance_register(n->jobs, n->db.pool, hie_cfg_int(c, "jobs", "retention"));
+		err = node_maintenance_register(n->jobs, n->db.pool, c);
 	return err;
 }
 

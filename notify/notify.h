@@ -33,4 +33,10 @@ hie_err_t notify_mllp_start(struct hie_net_listener *l, struct hie_db_pool *pool
 /* Stops accepting, lets messages in flight be answered within grace_ms, frees the server; NULL is ignored. */
 void notify_mllp_stop(struct notify_mllp *m, int grace_ms);
 
+/*
+ * Deletes the control-id records of HL7 v2 messages accepted more than retention_ms ago (the node's daily
+ * sweep calls it with [mllp] dedup_retention). *deleted (may be NULL) = rows removed. Database errors.
+ */
+hie_err_t notify_sweep(struct hie_db_pool *pool, long long retention_ms, long long *deleted);
+
 #endif

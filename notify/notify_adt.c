@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "core/core_log.h"
+#include "notify/notify.h"
 #include "notify/notify_adt.h"
 #include "registry/registry.h"
 
@@ -514,5 +515,32 @@ hie_err_t notify_adt_process(struct hie_db_pool *pool, const char *msg, size_t l
 	}
 	notify_hl7_free(&m);
 	free(w);
+	return err;
+}
+
+static hie_err_t sweep_tx(PGconn *conn, void *arg)
+{
+	long long *io = arg; /* in: retention in ms; out: rows deleted */
+	char ms[32];
+	snprintf(ms, sizeof ms, "%lld", io[0]);
+	const char *p[] = {ms};
+	PGresult *res = NULL;
+	hie_err_t err = hie_db_exec(conn,
+				    "DELETE FROM hl7_messages WHERE received_at < now() - make_interval(secs => $1::bigint / 1000.0)",
+				    1, p, &res);
+	if (!err) {
+		char *end = NULL;
+		io[1] = strtoll(PQcmdTuples(res), &end, 10);
+	}
+	PQclear(res);
+	return err;
+}
+
+hie_err_t notify_sweep(struct hie_db_pool *pool, long long retention_ms, long long *deleted)
+{
+	long long io[2] = {retention_ms, 0};
+	hie_err_t err = hie_db_tx(pool, sweep_tx, io);
+	if (!err && deleted)
+		*deleted = io[1];
 	return err;
 }

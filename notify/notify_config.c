@@ -12,5 +12,7 @@ const struct hie_cfg_key notify_config_keys[] = {
 	 "how long a connection may wait between messages (a sender's stop is seen at once)", NULL},
 	{"mllp", "frame_timeout", HIE_CFG_DURATION, "60s", 1000, 3600000LL,
 	 "deadline for one whole message, from its start block to its end block (a trickling sender is cut off)", NULL},
+	{"mllp", "dedup_retention", HIE_CFG_DURATION, "30d", 3600000LL, 3650LL * 86400000LL,
+	 "how long accepted message control ids are kept to answer a retransmission with its first ACK", NULL},
 };
 const size_t notify_config_nkeys = sizeof notify_config_keys / sizeof notify_config_keys[0];

@@ -275,12 +275,29 @@ static void test_database_down(void **state)
 	assert_false(a.duplicate);
 }
 
+/* The daily sweep drops control ids past [mllp] dedup_retention and keeps the recent ones. */
+static void test_sweep(void **state)
+{
+	(void)state;
+	assert_int_equal(pgtest_exec(P, "INSERT INTO hl7_messages (sending_app, sending_facility, control_id, ack_code,"
+				     " received_at) VALUES ('SWEEP', 'F', 'OLD-1', 'AA', now() - interval '40 days'),"
+				     " ('SWEEP', 'F', 'NEW-1', 'AA', now() - interval '2 hours')"),
+			 HIE_OK);
+	long long deleted = -1;
+	assert_int_equal(notify_sweep(P, 30LL * 86400000LL, &deleted), HIE_OK);
+	assert_int_equal(deleted, 1);
+	assert_int_equal(pgtest_scalar(P, "SELECT count(*) FROM hl7_messages WHERE sending_app = 'SWEEP'", NULL), 1);
+	assert_int_equal(notify_sweep(P, 3600000LL, &deleted), HIE_OK);
+	assert_int_equal(deleted, 1);
+	assert_int_equal(pgtest_scalar(P, "SELECT count(*) FROM hl7_messages WHERE sending_app = 'SWEEP'", NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a01_creates_a08_updates), cmocka_unit_test(test_duplicate_not_reprocessed),
 		cmocka_unit_test(test_a40_merge),               cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_database_down),
+		cmocka_unit_test(test_database_down),           cmocka_unit_test(test_sweep),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
