@@ -230,6 +230,44 @@ static hie_err_t check_end(PGconn *tx, struct reg_tx *t, const struct registry_e
 
 static hie_err_t replace(PGconn *tx, const char *original, const char *replacement);
 
+/*
+ * Ids the submitter gave in urn:uuid form must not name a stored object (symbolic ids were just replaced by
+ * fresh ones; a resubmitted DocumentEntry keeps the stored one's and is not stored again).
+ */
+static hie_err_t check_new_ids(PGconn *tx, struct reg_tx *t)
+{
+	const struct registry_ebrim_submission *s = t->s;
+	const char **ids = calloc(s->nobjs + 1, sizeof *ids);
+	struct hie_buf arr;
+	hie_buf_init(&arr, 4u * 1024u * 1024u);
+	size_t n = 0;
+	hie_err_t err = ids ? HIE_OK : HIE_ENOMEM;
+	for (size_t i = 0; !err && i < s->nobjs; i++) {
+		const struct registry_ebrim_obj *o = &s->objs[i];
+		bool stored = o->kind == REGISTRY_EBRIM_EXTRINSIC || o->kind == REGISTRY_EBRIM_PACKAGE ||
+			      o->kind == REGISTRY_EBRIM_ASSOCIATION;
+		if (stored && o->id && registry_store_mapped(&t->map, o->id) == o->id)
+			ids[n++] = o->id;
+	}
+	if (!err)
+		err = registry_store_array(&arr, ids, n);
+	PGresult *res = NULL;
+	const char *p[] = {hie_buf_str(&arr)};
+	if (!err && n)
+		err = query(tx,
+			    "SELECT u FROM unnest($1::text[]) u WHERE EXISTS (SELECT 1 FROM reg_documents WHERE uuid = u)"
+			    " OR EXISTS (SELECT 1 FROM reg_packages WHERE uuid = u)"
+			    " OR EXISTS (SELECT 1 FROM reg_associations WHERE uuid = u)",
+			    1, p, &res);
+	for (int i = 0; !err && res && i < PQntuples(res); i++)
+		err = registry_response_add(&t->errs, REGISTRY_SEV_ERROR, REGISTRY_ERR_METADATA, PQgetvalue(res, i, 0),
+					    "id %s is already the id of a registered object", PQgetvalue(res, i, 0));
+	PQclear(res);
+	hie_buf_free(&arr);
+	free(ids);
+	return err;
+}
+
 static bool is_status_update(const struct registry_ebrim_obj *a)
 {
 	return a->assoc_type && strcmp(a->assoc_type, REGISTRY_ASSOC_UPDATE_STATUS) == 0;
@@ -283,7 +321,7 @@ static hie_err_t check_new_version(PGconn *tx, struct reg_tx *t, const struct re
 			      1, p, &res);
 	if (err)
 		return err;
-	char why[256];
+	char why[320];
 	if (PQntuples(res) != 1) {
 		snprintf(why, sizeof why, "no registered %s has the logical id %.64s", what, o->lid);
 		err = upd_err(t, REGISTRY_ERR_UPDATE, o->id, what, o->id, why);
@@ -331,7 +369,7 @@ static hie_err_t check_status_update(PGconn *tx, struct reg_tx *t, const struct 
 	hie_err_t err = lookup(tx, a->target, &r);
 	if (err)
 		return err;
-	char why[256];
+	char why[320];
 	if (!r.found) {
 		snprintf(why, sizeof why, "targetObject %.64s is not in the registry", a->target);
 		return upd_err(t, REGISTRY_ERR_UPDATE, a->id, "Association", a->id, why);
@@ -487,6 +525,8 @@ static hie_err_t register_tx(PGconn *tx, void *arg)
 		err = check_doc_uids(tx, t);
 	if (!err && !t->errs.nerrors)
 		err = check_pkg_uids(tx, t);
+	if (!err && !t->errs.nerrors && !t->replay)
+		err = check_new_ids(tx, t);
 	if (!err && !t->errs.nerrors && !t->replay)
 		err = check_assocs(tx, t);
 	if (!err && t->errs.nerrors)

@@ -17,6 +17,7 @@
 
 #include <libxml/tree.h>
 
+#include "core/core_soap.h"
 #include "registry/registry.h"
 #include "registry/registry_store.h"
 
@@ -299,11 +300,36 @@ static hie_err_t store_extra(PGconn *tx, const struct registry_store_opts *o, co
 				    : x->kind == REGISTRY_EBRIM_EXTID ? x->registry_object : NULL;
 	if (skipped(o, owner))
 		return HIE_OK; /* belongs to an object stored before: that one keeps its own */
-	hie_buf_reset(xml);
-	hie_err_t err = registry_ebrim_obj_xml(x, xml);
-	if (!err) {
-		const char *p[] = {x->id, owner, hie_buf_str(xml)};
-		err = exec(tx, "INSERT INTO reg_extra (uuid, owner, xml) VALUES ($1, $2, $3)", 3, p);
+	/*
+	 * Nothing refers to a top-level Classification or ExternalIdentifier by its id, and submitters reuse
+	 * fixed ones (the NIST testkit does): one already taken gets a fresh id instead of failing the submission.
+	 */
+	hie_err_t err = HIE_OK;
+	for (int attempt = 0; attempt < 2 && !err; attempt++) {
+		hie_buf_reset(xml);
+		err = registry_ebrim_obj_xml(x, xml);
+		PGresult *res = NULL;
+		const char *p[] = {attempt ? NULL : x->id, owner, hie_buf_str(xml)};
+		char fresh[64];
+		if (!err && attempt) {
+			err = hie_soap_new_uuid_urn(fresh, sizeof fresh);
+			p[0] = fresh;
+			if (!err) {
+				xmlSetProp(x->node, BAD_CAST "id", BAD_CAST fresh);
+				hie_buf_reset(xml);
+				err = registry_ebrim_obj_xml(x, xml);
+				p[2] = hie_buf_str(xml);
+			}
+		}
+		if (!err)
+			err = hie_db_exec(tx, "INSERT INTO reg_extra (uuid, owner, xml) VALUES ($1, $2, $3)"
+					  " ON CONFLICT (uuid) DO NOTHING", 3, p, &res);
+		bool inserted = !err && strcmp(PQcmdTuples(res), "1") == 0;
+		PQclear(res);
+		if (inserted)
+			break;
+		if (!err && attempt)
+			err = HIE_EEXIST;
 	}
 	return err;
 }

@@ -347,7 +347,13 @@ static void check_assoc(struct vctx *v, const struct registry_ebrim_assoc *a)
 	const struct registry_ebrim_pkg *ss = v->s->ss;
 	bool from_ss = ss && ss->obj->id && o->source && strcmp(o->source, ss->obj->id) == 0;
 	if (has_member && from_ss) {
-		if (!a->ss_status)
+		/* SubmissionSetStatus belongs to the SubmissionSet's links to DocumentEntries (ITI TF-3 4.2.2.1.1). */
+		const struct registry_ebrim_obj *target = NULL;
+		registry_ebrim_find(v->s, o->target, &target);
+		bool to_doc = !target || target->kind == REGISTRY_EBRIM_EXTRINSIC;
+		if (!a->ss_status && !to_doc)
+			;
+		else if (!a->ss_status)
 			report(v, REGISTRY_ERR_METADATA, o->id,
 			       "Association %.128s: SubmissionSetStatus slot is missing on HasMember from the SubmissionSet",
 			       Q(o->id));

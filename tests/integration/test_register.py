@@ -127,6 +127,45 @@ def test_register_rules():
         st, errs = register(n, bad)
         assert st == xds.FAILURE and "XDSRegistryMetadataError" in codes(errs), errs
         assert any("classCode" in e[1] for e in errs), errs
+        # Ids given as urn:uuid: a top-level Classification id used before gets a fresh one (nothing refers to
+        # it; the NIST testkit reuses fixed ones); a SubmissionSet id used before is refused, naming it.
+        fixed_ss = "urn:uuid:5f0c5d8e-0000-4000-8000-00000000aa01"
+        fixed_cls = "urn:uuid:5f0c5d8e-0000-4000-8000-00000000aa02"
+
+        def fixed_ids(body):
+            body = body.replace("SubmissionSet01", fixed_ss)
+            return body.replace('classificationNode="urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd"'
+                                ' classifiedObject="%s" id="' % fixed_ss,
+                                'classificationNode="urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd"'
+                                ' classifiedObject="%s" id="%s" x="' % (fixed_ss, fixed_cls))
+        st, errs = register(n, fixed_ids(xds.submission(PID_A, [doc("Document01", xds.new_uid(), b"f1")])))
+        assert st == xds.SUCCESS, errs
+        body = fixed_ids(xds.submission(PID_A, [doc("Document01", xds.new_uid(), b"f2")]))
+        body = body.replace(fixed_ss, "urn:uuid:5f0c5d8e-0000-4000-8000-00000000aa03")
+        body = body.replace("urn:uuid:5f0c5d8e-0000-4000-8000-00000000aa03\" id=\"%s" % fixed_cls,
+                            "urn:uuid:5f0c5d8e-0000-4000-8000-00000000aa03\" id=\"%s" % fixed_cls)
+        st, errs = register(n, body)
+        assert st == xds.SUCCESS, errs
+        assert count(n, "reg_extra", "owner = 'urn:uuid:5f0c5d8e-0000-4000-8000-00000000aa03'") == 1
+        st, errs = register(n, fixed_ids(xds.submission(PID_A, [doc("Document01", xds.new_uid(), b"f3")])))
+        assert st == xds.FAILURE and codes(errs) == ["XDSRegistryMetadataError"] and fixed_ss in errs[0][1], errs
+
+        # A Folder with a member: the SubmissionSet's HasMember to the Folder needs no SubmissionSetStatus.
+        fuid, duid = xds.new_uid(), xds.new_uid()
+        extra = (xds.folder("Folder01", PID_A, fuid) + xds.association("hmf", xds.HASMEMBER, "SubmissionSet01", "Folder01")
+                 + xds.association("fd1", xds.HASMEMBER, "Folder01", "Document01")
+                 + xds.association("hmfd", xds.HASMEMBER, "SubmissionSet01", "fd1"))
+        st, errs = register(n, xds.submission(PID_A, [doc("Document01", duid, b"in a folder")], extra=extra))
+        assert st == xds.SUCCESS, errs
+        frow = n.sql("SELECT uuid, last_update_time FROM reg_packages WHERE kind = 'Folder' AND unique_id = '%s'" % fuid)
+        assert len(frow) == 1 and len(frow[0][1]) == 14, frow
+        fdoc = n.sql("SELECT uuid FROM reg_documents WHERE unique_id = '%s'" % duid)[0][0]
+        # Its replacement joins the folder.
+        st, errs = register(n, xds.submission(PID_A, [doc("Document01", xds.new_uid(), b"replacement")],
+                                              extra=xds.association("r2", xds.RPLC, "Document01", fdoc)))
+        assert st == xds.SUCCESS, errs
+        assert count(n, "reg_associations", "source = '%s' AND type = '%s'" % (frow[0][0], xds.HASMEMBER)) == 2
+
         # limitedMetadata is for XDR/XDM; the registry refuses it, naming it.
         lim = ('<rim:Classification classificationNode="urn:uuid:ab9b591b-83ab-4d03-8f5d-f93b1fb92e85"'
                ' classifiedObject="Document01" id="lim1"/>')
