@@ -144,6 +144,20 @@ hie_err_t hie_db_exec(PGconn *conn, const char *sql, int nparams, const char *co
 	return finish_result(conn, res, sql, out);
 }
 
+hie_err_t hie_db_exec_bin(PGconn *conn, const char *sql, int nparams, const char *const *values, const int *lengths,
+			  const int *formats, int result_format, PGresult **out)
+{
+	if (out)
+		*out = NULL;
+	if (!conn || !sql || nparams < 0 || (nparams > 0 && !values) || (result_format != 0 && result_format != 1))
+		return HIE_EINVAL;
+	for (int i = 0; formats && i < nparams; i++)
+		if (formats[i] == 1 && (!lengths || lengths[i] < 0))
+			return HIE_EINVAL;
+	PGresult *res = PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, result_format);
+	return finish_result(conn, res, sql, out);
+}
+
 hie_err_t hie_db_get_ll(const PGresult *res, int row, int col, long long *out)
 {
 	if (!res || row < 0 || col < 0 || row >= PQntuples(res) || col >= PQnfields(res) ||

@@ -8,6 +8,7 @@
  *   hie_db_tx                                  BEGIN, fn(conn, arg), COMMIT; retried on 40001/40P01 and on
  *                                              a connection lost before COMMIT was sent
  *   hie_db_exec                                PQexecParams (unnamed statement, text params) with error mapping
+ *   hie_db_exec_bin                            the same with binary parameters/results (document bytes)
  *   hie_db_ping, hie_db_stats                  /healthz and /metrics
  *   hie_db_migrate                             apply missing migrations under an advisory lock
  *
@@ -96,6 +97,15 @@ hie_err_t hie_db_tx(struct hie_db_pool *pool, hie_db_tx_fn fn, void *arg);
  * (never the parameters) and mapped as described above. hie_db_sqlstate() then gives the SQLSTATE.
  */
 hie_err_t hie_db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params, PGresult **out);
+/*
+ * hie_db_exec with per-parameter formats and lengths (PQexecParams as it stands): formats[i] 1 sends
+ * values[i] as lengths[i] raw bytes (binary; e.g. bytea without hex or escape encoding), 0 as text
+ * (lengths ignored; formats NULL = all text). result_format 1 asks for every column in binary (bytea as its
+ * raw bytes, PQgetlength giving the size), 0 for text. Same ownership, logging and error mapping as
+ * hie_db_exec; HIE_EINVAL for bad arguments.
+ */
+hie_err_t hie_db_exec_bin(PGconn *conn, const char *sql, int nparams, const char *const *values, const int *lengths,
+			  const int *formats, int result_format, PGresult **out);
 /* The SQLSTATE of the last failed hie_db_exec/hie_db_tx on this thread ("" if none; "08006" for a lost link). */
 const char *hie_db_sqlstate(void);
 

@@ -239,4 +239,18 @@ void *registry_ebrim_alloc(struct registry_ebrim_submission *s, size_t n, size_t
 hie_err_t registry_ebrim_arena_error(const struct registry_ebrim_submission *s);
 hie_err_t registry_ebrim_build_views(struct registry_ebrim_submission *s);
 
+/*
+ * Editing (registry_ebrim_edit.c). Sets the rim:Slot `name` of o to the single value `value`: an existing slot
+ * of that name is replaced (its other values and any further slots of the same name go), otherwise a new
+ * rim:Slot is added after o's last slot (before its Name etc. when it has none, as the ebRIM 3.0 schema
+ * orders them). Both the XML (o->node, so registry_ebrim_obj_xml shows it) and the model (o->slots) change;
+ * the views are kept current: the slot-derived fields of o's DocumentEntry / SubmissionSet / Association
+ * view are updated in place (hash, size, repositoryUniqueId, ...), and for any other object the views are
+ * rebuilt (view pointers taken before are then invalid). Strings are copied.
+ * HIE_EINVAL (no name, no value, o not an object of s with an element), HIE_ENOMEM, HIE_ETOOBIG (arena cap);
+ * after any other error than HIE_EINVAL the submission may be inconsistent: free it, do not use it.
+ */
+hie_err_t registry_ebrim_set_slot(struct registry_ebrim_submission *s, struct registry_ebrim_obj *o, const char *name,
+				  const char *value);
+
 #endif

@@ -143,3 +143,23 @@ hie_err_t registry_response_build(const struct registry_response *r, enum regist
 		err = hie_buf_addstr(out, "</rs:RegistryErrorList></rs:RegistryResponse>");
 	return err;
 }
+
+hie_err_t registry_response_build_errors(const struct registry_response *r, struct hie_buf *out)
+{
+	if (r->n == 0 && r->dropped == 0)
+		return HIE_OK;
+	hie_err_t err = hie_buf_addf(out, "<rs:RegistryErrorList xmlns:rs=\"%s\" highestSeverity=\"%s\">",
+				     "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0",
+				     r->nerrors ? REGISTRY_SEVERITY_ERROR_URN : REGISTRY_SEVERITY_WARNING_URN);
+	for (size_t i = 0; !err && i < r->n; i++)
+		err = add_error(out, r->errs[i].code, r->errs[i].context, r->errs[i].location, r->errs[i].severity);
+	if (!err && r->dropped) {
+		char ctx[96];
+		snprintf(ctx, sizeof(ctx), "%zu further errors not listed", r->dropped);
+		const char *code = r->n ? r->errs[r->n - 1].code : REGISTRY_ERR_REGISTRY;
+		err = add_error(out, code, ctx, NULL, REGISTRY_SEV_WARNING);
+	}
+	if (!err)
+		err = hie_buf_addstr(out, "</rs:RegistryErrorList>");
+	return err;
+}

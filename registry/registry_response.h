@@ -88,4 +88,11 @@ const struct registry_error *registry_response_find(const struct registry_respon
  */
 hie_err_t registry_response_build(const struct registry_response *r, enum registry_status st, struct hie_buf *out);
 
+/*
+ * Appends the rs:RegistryErrorList alone (xmlns:rs declared on it), as registry_response_build writes it, or
+ * nothing when r has no entry: for responses that carry the list inside another element
+ * (query:AdhocQueryResponse). HIE_ETOOBIG at out's cap, HIE_ENOMEM.
+ */
+hie_err_t registry_response_build_errors(const struct registry_response *r, struct hie_buf *out);
+
 #endif

@@ -5,6 +5,9 @@ submission() builds an ebRIM 3.0 lcm:SubmitObjectsRequest with one SubmissionSet
 (RPLC, APND, ...) to documents registered before. soap() wraps a body in a SOAP 1.2 envelope with WS-Addressing;
 post() sends it and returns (HTTP status, parsed XML root or None, raw body).
 """
+import base64
+import email
+import email.policy
 import hashlib
 import http.client
 import itertools
@@ -124,6 +127,17 @@ def submission_set(patient, uid, ss_id="SubmissionSet01"):
                ss_id, "urn:uuid:" + str(uuid.uuid4())))
 
 
+def folder(fid, patient, uid, code="Referrals"):
+    return ('<rim:RegistryPackage id="%s">%s%s%s%s</rim:RegistryPackage>'
+            '<rim:Classification classificationNode="urn:uuid:d9d542f3-6cc4-48b6-8870-ea235fbc94c2"'
+            ' classifiedObject="%s" id="%s"/>'
+            % (fid, _name("Folder " + code),
+               _code(fid, "urn:uuid:1ba97051-7806-41a8-a48b-8fce7af683c5", code, "1.3.6.1.4.1.21367.100.1", code),
+               _extid(fid, "urn:uuid:75df8f67-9973-4fbe-a900-df66cefecc5a", uid, "XDSFolder.uniqueId"),
+               _extid(fid, "urn:uuid:f64ffdf0-4b97-4e06-b79f-a52b38ec2f8a", patient, "XDSFolder.patientId"),
+               fid, "urn:uuid:" + str(uuid.uuid4())))
+
+
 def association(aid, atype, source, target, ss_status=None):
     slot = _slot("SubmissionSetStatus", ss_status) if ss_status else ""
     return ('<rim:Association associationType="%s" id="%s" sourceObject="%s" targetObject="%s">%s</rim:Association>'
@@ -178,3 +192,104 @@ def registry_response(root):
     errs = [(e.get("errorCode"), e.get("codeContext"), e.get("location"))
             for e in rr.findall("rs:RegistryErrorList/rs:RegistryError", NS)]
     return rr.get("status"), errs
+
+
+# ITI-41 / ITI-43 / ITI-18 -----------------------------------------------------------------------------------
+ITI41 = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
+ITI43 = "urn:ihe:iti:2007:RetrieveDocumentSet"
+FIND_DOCUMENTS = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
+
+
+def mtom(action, body_xml, parts, to="http://localhost/xds/repository"):
+    """(content type, bytes) of an MTOM package: the SOAP envelope and parts {content-id: bytes}."""
+    boundary = "MIMEBoundary_" + uuid.uuid4().hex
+    root = soap(action, body_xml, to).encode()
+    out = [b"--" + boundary.encode(),
+           b'Content-Type: application/xop+xml; charset=UTF-8; type="application/soap+xml"',
+           b"Content-Transfer-Encoding: binary", b"Content-ID: <root.message@hienode.test>", b"", root]
+    for cid, data in parts.items():
+        out += [b"--" + boundary.encode(), b"Content-Type: application/octet-stream",
+                b"Content-Transfer-Encoding: binary", ("Content-ID: <%s>" % cid).encode(), b"", data]
+    body = b"\r\n".join(out) + b"\r\n--" + boundary.encode() + b"--\r\n"
+    ct = ('multipart/related; boundary="%s"; type="application/xop+xml"; start="<root.message@hienode.test>";'
+          ' start-info="application/soap+xml"; action="%s"' % (boundary, action))
+    return ct, body
+
+
+def provide_and_register(patient, docs, ss_uid=None, extra="", inline=False):
+    """(content type, body) of an ITI-41 request; docs as for submission(), bytes sent by MTOM or inline."""
+    sub = submission(patient, [(e, u, c, dict(kw, with_hash=False)) for e, u, c, kw in docs], ss_uid, extra)
+    parts, refs = {}, []
+    for i, (eid, _, content, _) in enumerate(docs):
+        if inline:
+            refs.append('<xdsb:Document id="%s">%s</xdsb:Document>' % (eid, base64.b64encode(content).decode()))
+        else:
+            cid = "doc%d@hienode.test" % i
+            parts[cid] = content
+            refs.append('<xdsb:Document id="%s"><xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include"'
+                        ' href="cid:%s"/></xdsb:Document>' % (eid, cid))
+    body = ('<xdsb:ProvideAndRegisterDocumentSetRequest xmlns:xdsb="%s">%s%s</xdsb:ProvideAndRegisterDocumentSetRequest>'
+            % (NS["xdsb"], sub, "".join(refs)))
+    if inline:
+        return 'application/soap+xml; charset=UTF-8; action="%s"' % ITI41, soap(ITI41, body).encode()
+    return mtom(ITI41, body, parts)
+
+
+def retrieve(repo_uid, doc_uids, home=None):
+    reqs = "".join('<xdsb:DocumentRequest>%s<xdsb:RepositoryUniqueId>%s</xdsb:RepositoryUniqueId>'
+                   '<xdsb:DocumentUniqueId>%s</xdsb:DocumentUniqueId></xdsb:DocumentRequest>'
+                   % ('<xdsb:HomeCommunityId>%s</xdsb:HomeCommunityId>' % home if home else "", repo_uid, u)
+                   for u in doc_uids)
+    body = '<xdsb:RetrieveDocumentSetRequest xmlns:xdsb="%s">%s</xdsb:RetrieveDocumentSetRequest>' % (NS["xdsb"], reqs)
+    return mtom(ITI43, body, {})
+
+
+def find_documents(patient, return_type="LeafClass", statuses=(APPROVED,), extra_slots=""):
+    values = "(%s)" % ",".join("'%s'" % s for s in statuses)
+    return ('<query:AdhocQueryRequest xmlns:query="%s" xmlns:rim="%s"><query:ResponseOption returnComposedObjects="true"'
+            ' returnType="%s"/><rim:AdhocQuery id="%s">%s%s%s</rim:AdhocQuery></query:AdhocQueryRequest>'
+            % (NS["query"], NS["rim"], return_type, FIND_DOCUMENTS,
+               _slot("$XDSDocumentEntryPatientId", "'%s'" % patient), _slot("$XDSDocumentEntryStatus", values),
+               extra_slots))
+
+
+def post_raw(port, path, content_type, body, timeout=60):
+    """POSTs bytes; returns (status, response content type, body bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("POST", path, body=body, headers={"Content-Type": content_type})
+        r = conn.getresponse()
+        return r.status, r.getheader("Content-Type") or "", r.read()
+    finally:
+        conn.close()
+
+
+def parse_reply(content_type, body):
+    """(envelope root element, {content-id: bytes}) of a SOAP reply, plain or MTOM."""
+    if not content_type.lower().startswith("multipart/"):
+        return ET.fromstring(body), {}
+    msg = email.message_from_bytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body,
+                                   policy=email.policy.compat32)
+    root, attachments = None, {}
+    for p in msg.get_payload():
+        data = p.get_payload(decode=True)
+        cid = (p.get("Content-ID") or "").strip().strip("<>")
+        if root is None:
+            root = ET.fromstring(data)
+        else:
+            attachments[cid] = data
+    return root, attachments
+
+
+def document_bytes(root, attachments, doc_uid):
+    """The bytes of the DocumentResponse for doc_uid in an ITI-43 reply (MTOM part or inline base64)."""
+    for dr in root.iter("{%s}DocumentResponse" % NS["xdsb"]):
+        if dr.findtext("xdsb:DocumentUniqueId", namespaces=NS) != doc_uid:
+            continue
+        d = dr.find("xdsb:Document", NS)
+        inc = d.find("{http://www.w3.org/2004/08/xop/include}Include")
+        if inc is not None:
+            href = inc.get("href")
+            return attachments[href[4:] if href.startswith("cid:") else href]
+        return base64.b64decode(d.text or "")
+    return None
