@@ -694,6 +694,15 @@ static hie_err_t q_get_all(PGconn *c, const struct registry_sq_request *q, struc
 	    all, all);
 	err = run(c, &b, r, K_ASSOC);
 	sqlb_free(&b);
+	if (err || r->too_many)
+		return err;
+	/* Associations to those associations: a SubmissionSet's HasMember to a Folder-DocumentEntry link. */
+	sqlb_init(&b);
+	all = bind_ids(&b, r, 0, 0);
+	sql(&b, "%s WHERE a.source = ANY($%d::text[]) AND a.target = ANY($%d::text[]) AND NOT a.uuid = ANY($%d::text[])"
+		" ORDER BY a.seq", cols(r, K_ASSOC), all, all, all);
+	err = run(c, &b, r, K_ASSOC);
+	sqlb_free(&b);
 	return err;
 }
 

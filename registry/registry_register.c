@@ -4,10 +4,11 @@
  *
  * Order: assign ids, DB-free validation (registry_validate), then one transaction (hie_db_tx, re-run from
  * the start on a serialization failure or a unique-key collision with a concurrent registration of the same
- * uniqueId — the second run then sees the first one's rows and compares hashes):
+ * SubmissionSet — the second run then sees the first one's rows):
  *   1. the submission's patient is known and not merged away          XDSUnknownPatientId
- *   2. DocumentEntry uniqueIds already registered: identical hash and size → the entry is not stored again
- *      (references to it are pointed at the stored one); otherwise XDSNonIdenticalHash / XDSNonIdenticalSize
+ *   2. DocumentEntry uniqueIds already registered (serialized per uniqueId by an advisory lock): identical
+ *      hash and size → the same document registered again, stored as another DocumentEntry (NIST 12004);
+ *      otherwise XDSNonIdenticalHash / XDSNonIdenticalSize
  *   3. SubmissionSet uniqueId already registered: when the submission brings nothing new (every
  *      DocumentEntry resubmitted, no Folder) it is a replay of a registration whose response was lost and
  *      succeeds without storing; otherwise XDSDuplicateUniqueIdInRegistry, as for a Folder uniqueId
@@ -36,7 +37,8 @@ struct reg_tx {
 	struct registry_ebrim_submission *s;
 	const struct registry_register_opts *opts;
 	struct registry_response errs;     /* this attempt's findings */
-	struct registry_store_opts map;    /* resubmitted DocumentEntries, versions of updated objects */
+	struct registry_store_opts map;    /* versions of updated objects */
+	size_t nresubmitted;               /* DocumentEntries identical to registered ones (uniqueId, hash, size) */
 	bool replay;                       /* nothing new: success without storing */
 	/* ITI-57: previous versions to deprecate (DocumentEntries: also folder membership), status changes. */
 	struct version_change { const char *prev, *next; bool doc; } *vchg;
@@ -89,11 +91,44 @@ static bool is_update(const struct reg_tx *t, const char *id)
 	return registry_store_version(&t->map, id) > 1;
 }
 
+/*
+ * Registrations of one DocumentEntry uniqueId are serialized by a transaction-scoped advisory lock on it, so
+ * that two concurrent submissions of different bytes under one uniqueId cannot both pass the hash check.
+ */
+static hie_err_t lock_doc_uids(PGconn *tx, struct reg_tx *t)
+{
+	const char **uids = calloc(t->s->ndocs + 1, sizeof *uids);
+	struct hie_buf arr;
+	hie_buf_init(&arr, 4u * 1024u * 1024u);
+	size_t n = 0;
+	for (size_t i = 0; uids && i < t->s->ndocs; i++)
+		if (t->s->docs[i].unique_id)
+			uids[n++] = t->s->docs[i].unique_id;
+	hie_err_t err = uids ? registry_store_array(&arr, uids, n) : HIE_ENOMEM;
+	if (!err && n) {
+		PGresult *res;
+		const char *p[] = {hie_buf_str(&arr)};
+		err = query(tx,
+			    "SELECT pg_advisory_xact_lock(hashtextextended('xds.uid:' || u, 0))"
+			    " FROM (SELECT DISTINCT u FROM unnest($1::text[]) u ORDER BY u) s",
+			    1, p, &res);
+		PQclear(res);
+	}
+	hie_buf_free(&arr);
+	free(uids);
+	return err;
+}
+
+/*
+ * A uniqueId already registered with the same hash and size is the same document registered again (ITI TF-3
+ * 4.2.3.1.8; NIST 12004: another submitter's DocumentEntry for it is stored beside the first); with another
+ * hash or size it is an error.
+ */
 static hie_err_t check_doc_uids(PGconn *tx, struct reg_tx *t)
 {
 	struct registry_ebrim_submission *s = t->s;
-	t->map.nmap = 0;
-	hie_err_t err = HIE_OK;
+	t->nresubmitted = 0;
+	hie_err_t err = lock_doc_uids(tx, t);
 	for (size_t i = 0; i < s->ndocs && !err; i++) {
 		const struct registry_ebrim_doc *d = &s->docs[i];
 		if (!d->unique_id || is_update(t, d->obj->id))
@@ -124,24 +159,18 @@ static hie_err_t check_doc_uids(PGconn *tx, struct reg_tx *t)
 							    d->obj->id,
 							    "DocumentEntry uniqueId %s is registered for another patient",
 							    d->unique_id);
-			else {
-				const char *to = registry_ebrim_strdup(s, PQgetvalue(res, 0, 0));
-				if (!to)
-					err = HIE_ENOMEM;
-				else
-					t->map.map[t->map.nmap++] = (struct registry_store_map){d->obj->id, to};
-			}
+			else
+				t->nresubmitted++;
 		}
 		PQclear(res);
 	}
-	registry_store_sort_map(&t->map);
 	return err;
 }
 
 static hie_err_t check_pkg_uids(PGconn *tx, struct reg_tx *t)
 {
 	struct registry_ebrim_submission *s = t->s;
-	bool all_resubmitted = t->map.nmap == s->ndocs;
+	bool all_resubmitted = t->nresubmitted == s->ndocs;
 	size_t nfolders = 0;
 	for (size_t i = 0; i < s->npkgs; i++)
 		nfolders += s->pkgs[i].kind == REGISTRY_PKG_FOLDER;
@@ -207,7 +236,7 @@ static hie_err_t check_end(PGconn *tx, struct reg_tx *t, const struct registry_e
 		return HIE_OK;
 	/* A reference to a resubmitted DocumentEntry points at the stored one: check that one. */
 	struct stored_ref r;
-	hie_err_t err = lookup(tx, registry_store_mapped(&t->map, end), &r);
+	hie_err_t err = lookup(tx, end, &r);
 	if (err)
 		return err;
 	const char *type = registry_ebrim_assoc_short(a->assoc_type);
@@ -232,7 +261,7 @@ static hie_err_t replace(PGconn *tx, const char *original, const char *replaceme
 
 /*
  * Ids the submitter gave in urn:uuid form must not name a stored object (symbolic ids were just replaced by
- * fresh ones; a resubmitted DocumentEntry keeps the stored one's and is not stored again).
+ * fresh ones).
  */
 static hie_err_t check_new_ids(PGconn *tx, struct reg_tx *t)
 {
@@ -246,7 +275,7 @@ static hie_err_t check_new_ids(PGconn *tx, struct reg_tx *t)
 		const struct registry_ebrim_obj *o = &s->objs[i];
 		bool stored = o->kind == REGISTRY_EBRIM_EXTRINSIC || o->kind == REGISTRY_EBRIM_PACKAGE ||
 			      o->kind == REGISTRY_EBRIM_ASSOCIATION;
-		if (stored && o->id && registry_store_mapped(&t->map, o->id) == o->id)
+		if (stored && o->id)
 			ids[n++] = o->id;
 	}
 	if (!err)
@@ -446,6 +475,26 @@ static hie_err_t check_assocs(PGconn *tx, struct reg_tx *t)
 	return err;
 }
 
+/*
+ * A Folder's lastUpdateTime is the registry's (ITI TF-3 4.2.3.4): set when it is registered and whenever a
+ * member joins it. The column answers FindFolders; the slot in the stored XML is rewritten to match (the
+ * registry serialized that XML itself, so the slot's shape is known).
+ */
+static hie_err_t touch_folder(PGconn *tx, const char *folder, const char *now)
+{
+	const char *p[] = {folder, now};
+	PGresult *res;
+	hie_err_t err = query(
+		tx,
+		"UPDATE reg_packages SET last_update_time = $2, xml = regexp_replace(xml,"
+		" '(<([A-Za-z_][-.\\w]*:)?Slot name=\"lastUpdateTime\"[^>]*>\\s*<([A-Za-z_][-.\\w]*:)?ValueList[^>]*>"
+		"\\s*<([A-Za-z_][-.\\w]*:)?Value>)[^<]*<', '\\1' || $2 || '<')"
+		" WHERE uuid = $1 AND kind = 'Folder'",
+		2, p, &res);
+	PQclear(res);
+	return err;
+}
+
 static bool is_replace(const char *type)
 {
 	return type && (strcmp(type, REGISTRY_ASSOC_RPLC) == 0 || strcmp(type, REGISTRY_ASSOC_XFRM_RPLC) == 0);
@@ -478,6 +527,11 @@ static hie_err_t replace(PGconn *tx, const char *original, const char *replaceme
 			 "<rim:Association xmlns:rim=\"urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0\" id=\"%s\" lid=\"%s\""
 			 " associationType=\"%s\" sourceObject=\"%s\" targetObject=\"%s\"/>",
 			 id, id, REGISTRY_ASSOC_HASMEMBER, folder, replacement);
+		char now[15];
+		registry_store_now(now);
+		err = touch_folder(tx, folder, now);
+		if (err)
+			break;
 		const char *v[] = {id, REGISTRY_ASSOC_HASMEMBER, folder, replacement, REGISTRY_STATUS_APPROVED, xml};
 		PGresult *ins;
 		err = query(tx,
@@ -498,14 +552,10 @@ static hie_err_t after_store(PGconn *tx, struct reg_tx *t)
 	for (size_t i = 0; i < t->s->nassocs && !err; i++) {
 		const struct registry_ebrim_obj *a = t->s->assocs[i].obj;
 		if (is_replace(a->assoc_type) && a->target && !in_submission(t, a->target))
-			err = replace(tx, a->target, registry_store_mapped(&t->map, a->source));
+			err = replace(tx, a->target, a->source);
 		else if (a->assoc_type && strcmp(a->assoc_type, REGISTRY_ASSOC_HASMEMBER) == 0 && a->source &&
 			 !in_submission(t, a->source)) {
-			const char *p[] = {a->source, now};
-			PGresult *res;
-			err = query(tx, "UPDATE reg_packages SET last_update_time = $2 WHERE uuid = $1 AND kind = 'Folder'",
-				    2, p, &res);
-			PQclear(res);
+			err = touch_folder(tx, a->source, now);
 		}
 	}
 	return err;
@@ -571,18 +621,27 @@ hie_err_t registry_register_submission(struct hie_db_pool *pool, struct registry
 	if (err || r->nerrors)
 		return err;
 
+	char now[15];
+	registry_store_now(now);
+	for (size_t i = 0; i < s->npkgs && !err; i++)
+		if (s->pkgs[i].kind == REGISTRY_PKG_FOLDER)
+			err = registry_ebrim_set_slot(s, s->pkgs[i].obj, "lastUpdateTime", now); /* may rebuild views */
+	if (err)
+		return err == HIE_ENOMEM ? err
+					 : registry_response_add(r, REGISTRY_SEV_ERROR, REGISTRY_ERR_OUT_OF_RESOURCES, NULL,
+								 "the submission exceeds the registry's size limits");
+
 	struct reg_tx t = {.s = s, .opts = opts};
 	registry_response_init(&t.errs, 0);
 	size_t nobj = s->ndocs + s->npkgs + s->nassocs + 1;
-	t.map.map = calloc(nobj, sizeof *t.map.map);
 	t.map.versions = calloc(nobj, sizeof *t.map.versions);
 	t.vchg = calloc(nobj, sizeof *t.vchg);
 	t.schg = calloc(nobj, sizeof *t.schg);
-	if (!t.map.map || !t.map.versions || !t.vchg || !t.schg) {
+	if (!t.map.versions || !t.vchg || !t.schg) {
 		err = HIE_ENOMEM;
 		goto out;
 	}
-	/* A unique-key collision means a concurrent registration of the same uniqueId won: run again to see it. */
+	/* A unique-key collision: a concurrent registration of the same SubmissionSet won; run again to see it. */
 	for (int attempt = 0; attempt < 3; attempt++) {
 		err = hie_db_tx(pool, register_tx, &t);
 		if (err != HIE_EEXIST)
@@ -604,7 +663,6 @@ hie_err_t registry_register_submission(struct hie_db_pool *pool, struct registry
 		hie_log(HIE_LOG_INFO, "event=registry.register.replay documents=%zu", s->ndocs);
 out:
 	registry_response_free(&t.errs);
-	free(t.map.map);
 	free(t.map.versions);
 	free(t.vchg);
 	free(t.schg);

@@ -4,9 +4,10 @@
  *
  * registry_register_submission() takes a parsed submission (registry_ebrim_parse), assigns urn:uuid ids to
  * symbolic ones, validates it without the database (registry_validate), then in ONE transaction: checks the
- * patient is known (XDSUnknownPatientId), resolves uniqueIds already registered (same hash and size: the
- * submission is a resubmission and succeeds without storing anything twice; otherwise XDSNonIdenticalHash /
- * XDSNonIdenticalSize; SubmissionSet/Folder: XDSDuplicateUniqueIdInRegistry), checks association targets
+ * patient is known (XDSUnknownPatientId), resolves uniqueIds already registered (same hash and size: the same
+ * document registered again — a request replayed as a whole, same SubmissionSet uniqueId and nothing new,
+ * succeeds without storing anything; otherwise XDSNonIdenticalHash / XDSNonIdenticalSize; SubmissionSet/Folder:
+ * XDSDuplicateUniqueIdInRegistry), checks association targets
  * that are not in the submission (exist, same patient, not deprecated: XDSRegistryDeprecatedDocumentError),
  * stores everything, deprecates what RPLC/XFRM_RPLC replace, calls opts->in_tx (the repository stores the
  * document bytes there) and commits. Any error rolls everything back: a submission is atomic.

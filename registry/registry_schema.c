@@ -18,9 +18,10 @@
  *                          with their owner
  *        repo_documents    the repository's document bytes (stored uncompressed out of line: retrieval
  *                          streams them; C-CDA gains little from pglz and PDFs nothing)
- *      `seq` orders results by registration. Versions (ITI-57) share lid and uniqueId; (unique_id, version)
- *      is unique, which also makes two concurrent first registrations of one uniqueId collide (23505) instead
- *      of both succeeding.
+ *      `seq` orders results by registration. Versions (ITI-57) share lid and uniqueId.
+ *   3  (unique_id, version) no longer unique: the same document (uniqueId, hash, size) may be registered by
+ *      several submitters, each DocumentEntry kept (NIST 12004); concurrent registrations of one uniqueId are
+ *      serialized by an advisory lock in registry_register.c instead.
  *
  * The CHECK constraints repeat the rules of registry_pid_parse() and registry_patient_validate() so that a
  * row written by any other path (an operator's psql, a later bug) cannot break what the code relies on.
@@ -122,5 +123,8 @@ const struct hie_db_migration registry_migrations[] = {
 	 " content bytea NOT NULL,"
 	 " created_at timestamptz NOT NULL DEFAULT now());"
 	 "ALTER TABLE repo_documents ALTER COLUMN content SET STORAGE EXTERNAL;"},
+	{"registry", 3, "one uniqueId may have several DocumentEntries",
+	 "DROP INDEX reg_documents_uid;"
+	 "CREATE INDEX reg_documents_uid ON reg_documents (unique_id, version);"},
 };
 const size_t registry_migrations_count = sizeof registry_migrations / sizeof registry_migrations[0];

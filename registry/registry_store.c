@@ -6,8 +6,7 @@
  * Association → reg_associations, a top-level Classification / ExternalIdentifier → reg_extra with the object
  * it applies to as owner (ObjectRefs name objects stored before and are not stored again). The XML of a row is
  * the object's element as registered, with its status attribute removed (the column holds it) and lid set to
- * the id when the submitter sent none. Objects named in opts->skip are not stored, and every reference to them
- * is rewritten to the object they stand for (a resubmitted DocumentEntry: the one already registered).
+ * the id when the submitter sent none, and the registry's rim:VersionInfo.
  * Multi-valued columns are bound as text[] literals built here with every element quoted and escaped.
  */
 #include <stdio.h>
@@ -63,39 +62,6 @@ static hie_err_t code_array(struct hie_buf *b, const struct registry_ebrim_code 
 	free(v);
 	free(text);
 	return err;
-}
-
-static int cmp_map(const void *a, const void *b)
-{
-	return strcmp(((const struct registry_store_map *)a)->from, ((const struct registry_store_map *)b)->from);
-}
-
-const char *registry_store_mapped(const struct registry_store_opts *o, const char *ref)
-{
-	if (!o || !o->nmap || !ref)
-		return ref;
-	struct registry_store_map key = {.from = ref};
-	const struct registry_store_map *m = bsearch(&key, o->map, o->nmap, sizeof *o->map, cmp_map);
-	return m ? m->to : ref;
-}
-
-static bool skipped(const struct registry_store_opts *o, const char *id)
-{
-	return id && registry_store_mapped(o, id) != id;
-}
-
-void registry_store_sort_map(struct registry_store_opts *o)
-{
-	if (o->nmap > 1)
-		qsort(o->map, o->nmap, sizeof *o->map, cmp_map);
-}
-
-/* Rewrites attribute `attr` of the object's element when its value is a skipped id. */
-static void remap_attr(const struct registry_store_opts *o, xmlNode *node, const char *attr, const char *value)
-{
-	const char *to = registry_store_mapped(o, value);
-	if (to != value)
-		xmlSetProp(node, BAD_CAST attr, BAD_CAST to);
 }
 
 static bool is_rim(const xmlNode *n, const char *local)
@@ -276,30 +242,23 @@ static hie_err_t store_pkg(PGconn *tx, const struct registry_ebrim_pkg *k, const
 	return err;
 }
 
-static hie_err_t store_assoc(PGconn *tx, const struct registry_store_opts *o, const struct registry_ebrim_obj *a,
-			     struct hie_buf *xml)
+static hie_err_t store_assoc(PGconn *tx, const struct registry_ebrim_obj *a, struct hie_buf *xml)
 {
 	static const char sql[] = "INSERT INTO reg_associations (uuid, lid, type, source, target, status, xml)"
 				  " VALUES ($1, $2, $3, $4, $5, $6, $7)";
-	const char *src = registry_store_mapped(o, a->source), *dst = registry_store_mapped(o, a->target);
-	remap_attr(o, a->node, "sourceObject", a->source);
-	remap_attr(o, a->node, "targetObject", a->target);
 	hie_err_t err = object_xml(a, 1, xml);
 	if (!err) {
-		const char *p[] = {a->id, a->lid ? a->lid : a->id, a->assoc_type, src, dst,
+		const char *p[] = {a->id, a->lid ? a->lid : a->id, a->assoc_type, a->source, a->target,
 				   REGISTRY_STATUS_APPROVED, hie_buf_str(xml)};
 		err = exec(tx, sql, 7, p);
 	}
 	return err;
 }
 
-static hie_err_t store_extra(PGconn *tx, const struct registry_store_opts *o, const struct registry_ebrim_obj *x,
-			     struct hie_buf *xml)
+static hie_err_t store_extra(PGconn *tx, const struct registry_ebrim_obj *x, struct hie_buf *xml)
 {
 	const char *owner = x->kind == REGISTRY_EBRIM_CLASSIFICATION ? x->classified_object
 				    : x->kind == REGISTRY_EBRIM_EXTID ? x->registry_object : NULL;
-	if (skipped(o, owner))
-		return HIE_OK; /* belongs to an object stored before: that one keeps its own */
 	/*
 	 * Nothing refers to a top-level Classification or ExternalIdentifier by its id, and submitters reuse
 	 * fixed ones (the NIST testkit does): one already taken gets a fresh id instead of failing the submission.
@@ -357,17 +316,13 @@ hie_err_t registry_store_submission(PGconn *tx, const struct registry_ebrim_subm
 		if (!o->id)
 			err = HIE_EINVAL;
 		else if (o->kind == REGISTRY_EBRIM_EXTRINSIC) {
-			const struct registry_ebrim_doc *d = &s->docs[di++];
-			if (!skipped(opts, o->id))
-				err = store_doc(tx, d, registry_store_version(opts, o->id), &xml);
+			err = store_doc(tx, &s->docs[di++], registry_store_version(opts, o->id), &xml);
 		} else if (o->kind == REGISTRY_EBRIM_PACKAGE) {
-			const struct registry_ebrim_pkg *k = &s->pkgs[pi++];
-			if (!skipped(opts, o->id))
-				err = store_pkg(tx, k, now, registry_store_version(opts, o->id), &xml);
+			err = store_pkg(tx, &s->pkgs[pi++], now, registry_store_version(opts, o->id), &xml);
 		} else if (o->kind == REGISTRY_EBRIM_ASSOCIATION) {
-			err = store_assoc(tx, opts, o, &xml);
+			err = store_assoc(tx, o, &xml);
 		} else if (o->kind != REGISTRY_EBRIM_OBJECTREF) {
-			err = store_extra(tx, opts, o, &xml);
+			err = store_extra(tx, o, &xml);
 		}
 	}
 	hie_buf_free(&xml);

@@ -11,8 +11,8 @@
  * Patient ids are stored in the canonical form of registry_pid_format(), codes as "code^^scheme" (scheme ""
  * when the codingScheme slot is absent).
  *
- * Errors: HIE_EEXIST when a unique key is already taken (a concurrent registration of the same uniqueId:
- * the caller retries the transaction, which then sees the row), HIE_EINVAL for an object the validator should
+ * Errors: HIE_EEXIST when a unique key is already taken (a concurrent registration of the same SubmissionSet
+ * or Folder uniqueId: the caller retries the transaction, which then sees the row), HIE_EINVAL for an object the validator should
  * have refused (no id, bad patient id), database errors as core_db maps them, HIE_ENOMEM.
  */
 #ifndef HIENODE_REGISTRY_STORE_H
@@ -39,32 +39,19 @@
 #define REGISTRY_ASSOC_SIGNS "urn:ihe:iti:2007:AssociationType:signs"
 #define REGISTRY_ASSOC_UPDATE_STATUS "urn:ihe:iti:2010:AssociationType:UpdateAvailabilityStatus"
 
-/*
- * Objects to leave out, each standing for one stored before: a resubmitted DocumentEntry (same uniqueId, hash
- * and size) is not stored again; references to it (association ends, top-level classifications) are rewritten
- * to `to`. Sort with registry_store_sort_map() before use.
- */
-struct registry_store_map {
-	const char *from;   /* id in the submission */
-	const char *to;     /* id of the stored object */
-};
+/* Versions (ITI-57) of the submission's objects that are not at version 1. */
 struct registry_store_version {
 	const char *id;     /* a DocumentEntry or Folder of the submission */
 	int version;        /* its version (ITI-57: the previous one + 1) */
 };
 struct registry_store_opts {
-	struct registry_store_map *map;
-	size_t nmap;
 	struct registry_store_version *versions;   /* objects not at version 1 */
 	size_t nversions;
 };
 /* The version opts gives id, 1 when none. */
 int registry_store_version(const struct registry_store_opts *o, const char *id);
-void registry_store_sort_map(struct registry_store_opts *o);
-/* What ref stands for after the map: the stored object's id, or ref itself (o may be NULL). */
-const char *registry_store_mapped(const struct registry_store_opts *o, const char *ref);
 
-/* opts may be NULL. The objects' XML nodes are edited (status removed, lid added, references rewritten). */
+/* opts may be NULL. The objects' XML nodes are edited (status removed, lid and VersionInfo set). */
 hie_err_t registry_store_submission(PGconn *tx, const struct registry_ebrim_submission *s,
 				    const struct registry_store_opts *opts);
 

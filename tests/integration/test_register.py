@@ -66,12 +66,11 @@ def test_register_rules():
         assert st == xds.SUCCESS and errs == [], errs
         assert count(n, "reg_documents") == 1 and count(n, "reg_packages") == 1
 
-        # Same document in a new SubmissionSet: success, the new HasMember points at the stored entry.
+        # The same document in a new SubmissionSet (another submitter's copy, NIST 12004): a second entry.
         st, errs = register(n, xds.submission(PID_A, [doc("Document01", uid1,
                                                           b"<ClinicalDocument>one</ClinicalDocument>")]))
         assert st == xds.SUCCESS and errs == [], errs
-        assert count(n, "reg_documents") == 1 and count(n, "reg_packages") == 2
-        assert count(n, "reg_associations", "target = '%s'" % uuid1) == 2
+        assert count(n, "reg_documents", "unique_id = '%s'" % uid1) == 2 and count(n, "reg_packages") == 2
 
         # Same uniqueId, other bytes: XDSNonIdenticalHash; same hash, other size: XDSNonIdenticalSize.
         st, errs = register(n, xds.submission(PID_A, [doc("Document01", uid1, b"<ClinicalDocument>TWO</ClinicalDocument>")]))
@@ -165,6 +164,10 @@ def test_register_rules():
                                               extra=xds.association("r2", xds.RPLC, "Document01", fdoc)))
         assert st == xds.SUCCESS, errs
         assert count(n, "reg_associations", "source = '%s' AND type = '%s'" % (frow[0][0], xds.HASMEMBER)) == 2
+        # lastUpdateTime is the registry's: in the column and in the returned XML, the same value.
+        t, fxml = n.sql("SELECT last_update_time, xml FROM reg_packages WHERE uuid = '%s'" % frow[0][0])[0]
+        assert t >= frow[0][1] and fxml.count('name="lastUpdateTime"') == 1, fxml[:600]
+        assert ('<rim:Value>%s</rim:Value>' % t) in fxml, (t, fxml[:600])
 
         # limitedMetadata is for XDR/XDM; the registry refuses it, naming it.
         lim = ('<rim:Classification classificationNode="urn:uuid:ab9b591b-83ab-4d03-8f5d-f93b1fb92e85"'
@@ -179,26 +182,42 @@ def test_register_rules():
 
 
 def test_concurrent_same_uniqueid():
-    """Eight clients register the same document at once: all succeed, one entry is stored."""
+    """Clients register under one uniqueId at once: the same request replayed by four clients is stored once;
+    four different SubmissionSets of the same bytes are four entries; eight submissions of two different byte
+    strings under a new uniqueId: exactly one byte string wins, every other submission gets XDSNonIdenticalHash."""
     n = Node("register-race")
     try:
         n.start()
         assert n.run("patient", "add", "--id", PID_A).returncode == 0
         uid = xds.new_uid()
-        results = []
 
-        def one(i):
-            body = xds.submission(PID_A, [doc("Document01", uid, b"same bytes")])
-            results.append(register(n, body))
+        def race(bodies):
+            results = [None] * len(bodies)
 
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+            def one(i):
+                results[i] = register(n, bodies[i])
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(len(bodies))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return results
+
+        replay = xds.submission(PID_A, [doc("Document01", uid, b"same bytes")])
+        results = race([replay] * 4)
         assert all(st == xds.SUCCESS for st, _ in results), results
-        assert count(n, "reg_documents", "unique_id = '%s'" % uid) == 1
-        assert count(n, "reg_packages") == 8
+        assert count(n, "reg_documents", "unique_id = '%s'" % uid) == 1 and count(n, "reg_packages") == 1
+
+        results = race([xds.submission(PID_A, [doc("Document01", uid, b"same bytes")]) for _ in range(4)])
+        assert all(st == xds.SUCCESS for st, _ in results), results
+        assert count(n, "reg_documents", "unique_id = '%s'" % uid) == 5 and count(n, "reg_packages") == 5
+
+        uid2 = xds.new_uid()
+        results = race([xds.submission(PID_A, [doc("Document01", uid2, b"A" if i % 2 else b"B")]) for i in range(8)])
+        ok = [i for i, (st, _) in enumerate(results) if st == xds.SUCCESS]
+        assert len(ok) == 4 and len(set(i % 2 for i in ok)) == 1, results
+        assert all([e[0] for e in results[i][1]] == ["XDSNonIdenticalHash"] for i in range(8) if i not in ok), results
+        assert count(n, "reg_documents", "unique_id = '%s'" % uid2) == 4
         n.check_log()
     finally:
         n.stop()
