@@ -579,11 +579,11 @@ static void test_get_all(void **state)
 {
 	(void)state;
 	PGTEST_SKIP_IF_NEEDED(&T);
-	OK(request(Q_ALL, "ObjectRef", "$patientId", "'" PID1 "'", ALLST, NULL), "A1,A2,A3,A4,A6,D1,D2,D3,F1,SS1");
-	OK(request(Q_ALL, "LeafClass", "$patientId", "'" PID1 "'", ALLST, NULL), "A1,A2,A3,A4,A6,D1,D2,D3,F1,SS1,X1");
+	OK(request(Q_ALL, "ObjectRef", "$patientId", "'" PID1 "'", ALLST, NULL), "A1,A2,A3,A4,A5,A6,D1,D2,D3,F1,SS1");
+	OK(request(Q_ALL, "LeafClass", "$patientId", "'" PID1 "'", ALLST, NULL), "A1,A2,A3,A4,A5,A6,D1,D2,D3,F1,SS1,X1");
 	OK(request(Q_ALL, "ObjectRef", "$patientId", "'" PID1 "'", ALLST, "$XDSDocumentEntryConfidentialityCode",
 		   "('R^^cs')", NULL),
-	   "A1,A3,A4,D1,F1,SS1");
+	   "A1,A3,A4,A5,D1,F1,SS1"); /* A5: the SubmissionSet's HasMember to the F1-D1 link (NIST 15803) */
 	FAIL(request(Q_ALL, "ObjectRef", "$patientId", "'" PID1 "'", "$XDSDocumentEntryStatus", "('" APPROVED "')",
 		     NULL),
 	     "XDSStoredQueryParamNumber");
