@@ -11,6 +11,7 @@
  * HIE_ENOTFOUND (`start` names no part), HIE_ETOOBIG (caps), HIE_EINVAL (bad build input), HIE_ETLS (no
  * randomness), HIE_ENOMEM.
  */
+#define _GNU_SOURCE /* memmem */
 #include "core/core_mtom.h"
 
 #include <stdbool.h>
@@ -397,18 +398,8 @@ static hie_err_t check_build_args(const char *action, const struct hie_mtom_out_
 
 static bool contains(const char *hay, size_t n, const char *needle, size_t nlen)
 {
-	if (!hay || n < nlen)
-		return false;
-	const char *p = hay, *end = hay + n;
-	while ((size_t)(end - p) >= nlen) {
-		const char *hit = memchr(p, needle[0], (size_t)(end - p) - nlen + 1);
-		if (!hit)
-			return false;
-		if (memcmp(hit, needle, nlen) == 0)
-			return true;
-		p = hit + 1;
-	}
-	return false;
+	/* glibc's memmem (two-way) scans binary parts several times faster than memchr + memcmp on the first byte. */
+	return hay && n >= nlen && memmem(hay, n, needle, nlen) != NULL;
 }
 
 static hie_err_t random_hex(char *out, size_t nbytes)

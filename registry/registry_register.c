@@ -38,6 +38,7 @@ struct reg_tx {
 	const struct registry_register_opts *opts;
 	struct registry_response errs;     /* this attempt's findings */
 	struct registry_store_opts map;    /* versions of updated objects */
+	const bool *given_uuid;            /* per top-level object: its id came as a urn:uuid (not assigned here) */
 	size_t nresubmitted;               /* DocumentEntries identical to registered ones (uniqueId, hash, size) */
 	bool replay;                       /* nothing new: success without storing */
 	/* ITI-57: previous versions to deprecate (DocumentEntries: also folder membership), status changes. */
@@ -275,7 +276,7 @@ static hie_err_t check_new_ids(PGconn *tx, struct reg_tx *t)
 		const struct registry_ebrim_obj *o = &s->objs[i];
 		bool stored = o->kind == REGISTRY_EBRIM_EXTRINSIC || o->kind == REGISTRY_EBRIM_PACKAGE ||
 			      o->kind == REGISTRY_EBRIM_ASSOCIATION;
-		if (stored && o->id)
+		if (stored && o->id && t->given_uuid[i])
 			ids[n++] = o->id;
 	}
 	if (!err)
@@ -609,30 +610,40 @@ static hie_err_t merge(struct registry_response *r, const struct registry_respon
 hie_err_t registry_register_submission(struct hie_db_pool *pool, struct registry_ebrim_submission *s,
 				       const struct registry_register_opts *opts, struct registry_response *r)
 {
-	hie_err_t err = registry_ebrim_assign_ids(s, NULL, NULL, NULL);
-	if (err == HIE_ENOMEM)
-		return err;
-	if (err)
-		return registry_response_add(r, REGISTRY_SEV_ERROR, REGISTRY_ERR_REGISTRY, NULL,
-					     "the registry could not assign ids");
+	struct reg_tx t = {.s = s, .opts = opts};
+	registry_response_init(&t.errs, 0);
+	/* Only ids the submitter gave as urn:uuid can name a stored object; fresh ones cannot (check_new_ids). */
+	bool *given_uuid = calloc(s->nobjs + 1, sizeof *given_uuid);
+	hie_err_t err = given_uuid ? HIE_OK : HIE_ENOMEM;
+	for (size_t i = 0; !err && i < s->nobjs; i++)
+		given_uuid[i] = registry_ebrim_is_uuid(s->objs[i].id);
+	t.given_uuid = given_uuid;
+	if (!err)
+		err = registry_ebrim_assign_ids(s, NULL, NULL, NULL);
+	if (err) {
+		if (err != HIE_ENOMEM)
+			err = registry_response_add(r, REGISTRY_SEV_ERROR, REGISTRY_ERR_REGISTRY, NULL,
+						    "the registry could not assign ids");
+		goto out;
+	}
 	const struct registry_validate_opts vo = {.provide_and_register = opts && opts->provide_and_register,
 						  .metadata_update = opts && opts->metadata_update};
 	err = registry_validate_submission(s, &vo, r);
 	if (err || r->nerrors)
-		return err;
+		goto out;
 
 	char now[15];
 	registry_store_now(now);
 	for (size_t i = 0; i < s->npkgs && !err; i++)
 		if (s->pkgs[i].kind == REGISTRY_PKG_FOLDER)
 			err = registry_ebrim_set_slot(s, s->pkgs[i].obj, "lastUpdateTime", now); /* may rebuild views */
-	if (err)
-		return err == HIE_ENOMEM ? err
-					 : registry_response_add(r, REGISTRY_SEV_ERROR, REGISTRY_ERR_OUT_OF_RESOURCES, NULL,
-								 "the submission exceeds the registry's size limits");
+	if (err) {
+		if (err != HIE_ENOMEM)
+			err = registry_response_add(r, REGISTRY_SEV_ERROR, REGISTRY_ERR_OUT_OF_RESOURCES, NULL,
+						    "the submission exceeds the registry's size limits");
+		goto out;
+	}
 
-	struct reg_tx t = {.s = s, .opts = opts};
-	registry_response_init(&t.errs, 0);
 	size_t nobj = s->ndocs + s->npkgs + s->nassocs + 1;
 	t.map.versions = calloc(nobj, sizeof *t.map.versions);
 	t.vchg = calloc(nobj, sizeof *t.vchg);
@@ -666,5 +677,6 @@ out:
 	free(t.map.versions);
 	free(t.vchg);
 	free(t.schg);
+	free(given_uuid);
 	return err;
 }
