@@ -6,16 +6,19 @@
  * the start on a serialization failure or a unique-key collision with a concurrent registration of the same
  * SubmissionSet — the second run then sees the first one's rows):
  *   1. the submission's patient is known and not merged away          XDSUnknownPatientId
+ *   1a. ITI-57 only: new versions (lid + PreviousVersion) and UpdateAvailabilityStatus checked (check_updates)
  *   2. DocumentEntry uniqueIds already registered (serialized per uniqueId by an advisory lock): identical
  *      hash and size → the same document registered again, stored as another DocumentEntry (NIST 12004);
  *      otherwise XDSNonIdenticalHash / XDSNonIdenticalSize
  *   3. SubmissionSet uniqueId already registered: when the submission brings nothing new (every
  *      DocumentEntry resubmitted, no Folder) it is a replay of a registration whose response was lost and
  *      succeeds without storing; otherwise XDSDuplicateUniqueIdInRegistry, as for a Folder uniqueId
- *   4. association ends outside the submission exist, belong to the same patient and, for a DocumentEntry,
- *      are not deprecated                                             XDSRegistryDeprecatedDocumentError
+ *   4. ids the submitter gave as urn:uuid are not taken (XDSRegistryMetadataError); association ends outside
+ *      the submission exist, belong to the same patient and, for a DocumentEntry, are not deprecated
+ *                                                                     XDSRegistryDeprecatedDocumentError
  *   5. store (registry_store_submission); RPLC / XFRM_RPLC deprecate their target and the replacement joins
- *      the original's folders; HasMember into a stored Folder touches its lastUpdateTime
+ *      the original's folders; HasMember into a stored Folder touches its lastUpdateTime; ITI-57 versions and
+ *      status changes applied
  *   6. opts->in_tx (the repository's bytes)
  * Check errors are collected in a per-attempt list and the transaction rolled back when there is any.
  */
