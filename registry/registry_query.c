@@ -76,7 +76,7 @@ hie_err_t registry_query_run(struct hie_db_pool *pool, size_t max_results, const
 hie_err_t registry_query_handle(const struct hie_soap_msg *req, struct hie_soap_response *resp, void *arg)
 {
 	struct registry_service *svc = arg;
-	if (!registry_soap_is(req->payload, REGISTRY_NS_QUERY, "AdhocQueryRequest"))
+	if (!hie_xml_is(req->payload, REGISTRY_NS_QUERY, "AdhocQueryRequest"))
 		return registry_soap_sender_fault(resp, "the body of ITI-18 must be a query:AdhocQueryRequest");
 	return registry_query_run(svc->pool, svc->max_query_results, req->payload, &resp->body_xml);
 }

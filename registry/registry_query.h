@@ -118,7 +118,5 @@ hie_err_t registry_query_run(struct hie_db_pool *pool, size_t max_results, const
 
 /* Internal to the module: helpers shared by registry_query*.c. */
 bool registry_sq_valid_utf8(const char *s, size_t n);
-/* Appends a PostgreSQL text[] literal of the n strings (every element quoted and escaped) with its NUL. */
-hie_err_t registry_sq_array_literal(struct hie_buf *b, char *const *v, size_t n);
 
 #endif

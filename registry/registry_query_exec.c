@@ -193,32 +193,13 @@ static int bind(struct sqlb *b, const char *v)
 	return bind_owned(b, c);
 }
 
-hie_err_t registry_sq_array_literal(struct hie_buf *b, char *const *v, size_t n)
-{
-	hie_err_t err = hie_buf_addstr(b, "{");
-	for (size_t i = 0; i < n && !err; i++) {
-		err = hie_buf_addstr(b, i ? ",\"" : "\"");
-		for (const char *p = v[i]; *p && !err; p++) {
-			if (*p == '"' || *p == '\\')
-				err = hie_buf_add(b, "\\", 1);
-			if (!err)
-				err = hie_buf_add(b, p, 1);
-		}
-		if (!err)
-			err = hie_buf_addstr(b, "\"");
-	}
-	if (!err)
-		err = hie_buf_addstr(b, "}");
-	return err;
-}
-
 static int bind_array(struct sqlb *b, char *const *v, size_t n)
 {
 	if (b->err)
 		return 0;
 	struct hie_buf a;
 	hie_buf_init(&a, SQL_ARRAY_MAX);
-	b->err = registry_sq_array_literal(&a, v, n);
+	b->err = registry_store_array(&a, (const char *const *)v, n);
 	if (b->err) {
 		hie_buf_free(&a);
 		return 0;

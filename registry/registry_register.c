@@ -600,16 +600,6 @@ static hie_err_t register_tx(PGconn *tx, void *arg)
 	return err;
 }
 
-/* Copies the attempt's findings into the caller's response. */
-static hie_err_t merge(struct registry_response *r, const struct registry_response *from)
-{
-	hie_err_t err = HIE_OK;
-	for (size_t i = 0; i < from->n && !err; i++)
-		err = registry_response_add(r, from->errs[i].severity, from->errs[i].code, from->errs[i].location, "%s",
-					    from->errs[i].context);
-	return err;
-}
-
 hie_err_t registry_register_submission(struct hie_db_pool *pool, struct registry_ebrim_submission *s,
 				       const struct registry_register_opts *opts, struct registry_response *r)
 {
@@ -664,7 +654,7 @@ hie_err_t registry_register_submission(struct hie_db_pool *pool, struct registry
 	if (err == HIE_ENOMEM)
 		;
 	else if (t.errs.nerrors || (!err && t.errs.n))
-		err = merge(r, &t.errs);
+		err = registry_response_merge(r, &t.errs);
 	else if (err == HIE_EBUSY || err == HIE_ETIMEOUT)
 		err = registry_response_add(r, REGISTRY_SEV_ERROR, REGISTRY_ERR_BUSY, NULL,
 					    "the registry is busy; nothing was stored, try again");

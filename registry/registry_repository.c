@@ -17,7 +17,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,19 +54,6 @@ struct pnr {
 	size_t bytes;
 };
 
-static hie_err_t add_err(struct registry_response *r, const char *code, const char *loc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static hie_err_t add_err(struct registry_response *r, const char *code, const char *loc, const char *fmt, ...)
-{
-	char ctx[REGISTRY_RESPONSE_CONTEXT_MAX];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(ctx, sizeof ctx, fmt, ap);
-	va_end(ap);
-	return registry_response_add(r, REGISTRY_SEV_ERROR, code, loc, "%s", ctx);
-}
-
 /* Reads one xdsb:Document: its id and its bytes (errors a peer can cause become entries of r). */
 static hie_err_t read_document(const struct hie_soap_msg *req, const xmlNode *el, struct pnr_doc *d,
 			       struct hie_buf *scratch, struct registry_response *r)
@@ -75,7 +61,8 @@ static hie_err_t read_document(const struct hie_soap_msg *req, const xmlNode *el
 	d->node = el;
 	d->id = (char *)xmlGetNoNsProp(el, BAD_CAST "id");
 	if (!d->id || !d->id[0])
-		return add_err(r, REPO_ERR_METADATA, NULL, "an xdsb:Document has no id attribute");
+		return registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_METADATA, NULL,
+					     "an xdsb:Document has no id attribute");
 	d->is_inline = hie_xml_child(el, HIE_XOP_NS, "Include") == NULL;
 	d->off = scratch->len;
 	hie_err_t err = hie_soap_binary(req, el, &d->data, &d->len, scratch);
@@ -83,17 +70,21 @@ static hie_err_t read_document(const struct hie_soap_msg *req, const xmlNode *el
 	case HIE_OK:
 		return HIE_OK;
 	case HIE_ENOTFOUND:
-		return add_err(r, REPO_ERR_MISSING_DOCUMENT, d->id,
-			       req->mtom ? "Document '%s': its xop:Include names no MIME part of the package"
-					 : "Document '%s': xop:Include in a message that is not MTOM",
-			       d->id);
+		return registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_MISSING_DOCUMENT, d->id,
+					     req->mtom ? "Document '%s': its xop:Include names no MIME part of the package"
+						       : "Document '%s': xop:Include in a message that is not MTOM",
+					     d->id);
 	case HIE_EPARSE:
-		return add_err(r, REPO_ERR_METADATA, d->id,
-			       "Document '%s': content is neither valid base64 nor an xop:Include with an href", d->id);
+		return registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_METADATA, d->id,
+					     "Document '%s': content is neither valid base64 nor an xop:Include with "
+					     "an href",
+					     d->id);
 	case HIE_ETOOBIG:
-		return add_err(r, REPO_ERR_OUT_OF_RESOURCES, d->id,
-			       "Document '%s': inline documents exceed %u bytes in total; send them as MTOM", d->id,
-			       REPO_MAX_INLINE_BYTES);
+		return registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_OUT_OF_RESOURCES, d->id,
+					     "Document '%s': inline documents exceed %u bytes in total; send them as "
+					     "MTOM",
+					     d->id,
+					     REPO_MAX_INLINE_BYTES);
 	default:
 		return err;
 	}
@@ -107,8 +98,8 @@ static hie_err_t read_documents(const struct hie_soap_msg *req, struct pnr *p, s
 	HIE_XML_FOREACH(el, req->payload, REGISTRY_NS_XDSB, "Document")
 		n++;
 	if (n > REPO_MAX_DOCUMENTS)
-		return add_err(r, REPO_ERR_OUT_OF_RESOURCES, NULL, "%zu documents in one submission; at most %u", n,
-			       REPO_MAX_DOCUMENTS);
+		return registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_OUT_OF_RESOURCES, NULL,
+					     "%zu documents in one submission; at most %u", n, REPO_MAX_DOCUMENTS);
 	p->docs = n ? calloc(n, sizeof *p->docs) : NULL;
 	if (n && !p->docs)
 		return HIE_ENOMEM;
@@ -152,16 +143,17 @@ static hie_err_t match(struct registry_ebrim_submission *s, struct pnr *p, struc
 		struct pnr_doc *d = sorted[i];
 		if (i && strcmp(sorted[i - 1]->id, d->id) == 0) {
 			if (i < 2 || strcmp(sorted[i - 2]->id, d->id) != 0)
-				err = add_err(r, REPO_ERR_METADATA, d->id, "Document id '%s' is used more than once",
-					      d->id);
+				err = registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_METADATA, d->id,
+							    "Document id '%s' is used more than once", d->id);
 			continue;
 		}
 		const struct registry_ebrim_obj *o = NULL;
 		registry_ebrim_find(s, d->id, &o);
 		if (!o || o->kind != REGISTRY_EBRIM_EXTRINSIC) {
-			err = add_err(r, REPO_ERR_MISSING_METADATA, d->id,
-				      "Document '%s' has no DocumentEntry (ExtrinsicObject) with that id in the submission",
-				      d->id);
+			err = registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_MISSING_METADATA, d->id,
+						    "Document '%s' has no DocumentEntry (ExtrinsicObject) with that "
+						    "id in the submission",
+						    d->id);
 			continue;
 		}
 		size_t k = (size_t)(o - s->objs);
@@ -172,9 +164,9 @@ static hie_err_t match(struct registry_ebrim_submission *s, struct pnr *p, struc
 		const struct registry_ebrim_doc *e = &s->docs[i];
 		if (e->on_demand || has_doc[e->obj - s->objs])
 			continue;
-		err = add_err(r, REPO_ERR_MISSING_DOCUMENT, e->obj->id,
-			      "DocumentEntry '%s' (uniqueId '%s') has no xdsb:Document in the request",
-			      e->obj->id ? e->obj->id : "", e->unique_id ? e->unique_id : "");
+		err = registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_MISSING_DOCUMENT, e->obj->id,
+					    "DocumentEntry '%s' (uniqueId '%s') has no xdsb:Document in the request",
+					    e->obj->id ? e->obj->id : "", e->unique_id ? e->unique_id : "");
 	}
 	for (size_t i = 0; i < p->ndocs; i++) {
 		struct pnr_doc *d = &p->docs[i];
@@ -244,13 +236,17 @@ static hie_err_t check_and_set(struct registry_ebrim_submission *s, struct pnr *
 		snprintf(d->size, sizeof d->size, "%zu", d->len);
 		const char *hash = slot_value(d->de, "hash"), *size = slot_value(d->de, "size");
 		if (hash && strcasecmp(hash, d->hash) != 0)
-			err = add_err(r, REPO_ERR_METADATA, d->de->id,
-				      "DocumentEntry '%s' hash: supplied '%s', computed by the repository '%s'", d->id,
-				      hash, d->hash);
+			err = registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_METADATA, d->de->id,
+						    "DocumentEntry '%s' hash: supplied '%s', computed by the "
+						    "repository '%s'",
+						    d->id,
+						    hash, d->hash);
 		if (!err && size && !size_matches(size, d->len))
-			err = add_err(r, REPO_ERR_METADATA, d->de->id,
-				      "DocumentEntry '%s' size: supplied '%s', computed by the repository '%s'", d->id,
-				      size, d->size);
+			err = registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_METADATA, d->de->id,
+						    "DocumentEntry '%s' size: supplied '%s', computed by the "
+						    "repository '%s'",
+						    d->id,
+						    size, d->size);
 	}
 	for (size_t i = 0; i < p->ndocs && !err && !r->nerrors; i++) {
 		struct pnr_doc *d = &p->docs[i];
@@ -261,7 +257,8 @@ static hie_err_t check_and_set(struct registry_ebrim_submission *s, struct pnr *
 			err = registry_ebrim_set_slot(s, d->de, "repositoryUniqueId", p->svc->repository_uid);
 	}
 	if (err == HIE_ETOOBIG)
-		err = add_err(r, REPO_ERR_OUT_OF_RESOURCES, NULL, "the submission exceeds the repository's limits");
+		err = registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_OUT_OF_RESOURCES, NULL,
+					    "the submission exceeds the repository's limits");
 	return err;
 }
 
@@ -304,7 +301,7 @@ static void free_pnr(struct pnr *p)
 hie_err_t registry_provide_handle(const struct hie_soap_msg *req, struct hie_soap_response *resp, void *arg)
 {
 	struct registry_service *svc = arg;
-	if (!registry_soap_is(req->payload, REGISTRY_NS_XDSB, "ProvideAndRegisterDocumentSetRequest"))
+	if (!hie_xml_is(req->payload, REGISTRY_NS_XDSB, "ProvideAndRegisterDocumentSetRequest"))
 		return registry_soap_sender_fault(
 			resp, "the body of ITI-41 must be an xdsb:ProvideAndRegisterDocumentSetRequest");
 	const xmlNode *sor = hie_xml_child(req->payload, REGISTRY_NS_LCM, "SubmitObjectsRequest");
@@ -320,10 +317,12 @@ hie_err_t registry_provide_handle(const struct hie_soap_msg *req, struct hie_soa
 	hie_buf_init(&scratch, REPO_MAX_INLINE_BYTES);
 	hie_err_t err = registry_ebrim_parse(sor, &s);
 	if (err == HIE_EPARSE)
-		err = add_err(&r, REGISTRY_ERR_METADATA, NULL, "SubmitObjectsRequest: no rim:RegistryObjectList");
+		err = registry_response_add(&r, REGISTRY_SEV_ERROR, REGISTRY_ERR_METADATA, NULL,
+					    "SubmitObjectsRequest: no rim:RegistryObjectList");
 	else if (err == HIE_ETOOBIG)
-		err = add_err(&r, REPO_ERR_OUT_OF_RESOURCES, NULL,
-			      "the submission exceeds %u registry objects or its size limits", REGISTRY_EBRIM_MAX_OBJECTS);
+		err = registry_response_add(&r, REGISTRY_SEV_ERROR, REPO_ERR_OUT_OF_RESOURCES, NULL,
+					    "the submission exceeds %u registry objects or its size limits",
+					    REGISTRY_EBRIM_MAX_OBJECTS);
 	if (!err && s)
 		err = read_documents(req, &p, &scratch, &r);
 	if (!err && s && !r.nerrors)

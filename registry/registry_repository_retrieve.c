@@ -15,7 +15,6 @@
  * The statement itself withholds the content of documents past the byte cap (their size column decides),
  * so an oversized request never pulls the bytes out of the database.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,19 +55,6 @@ static void release_held(void *arg)
 	free(h->parts);
 	free(h->cids);
 	free(h);
-}
-
-static hie_err_t add_err(struct registry_response *r, const char *code, const char *loc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static hie_err_t add_err(struct registry_response *r, const char *code, const char *loc, const char *fmt, ...)
-{
-	char ctx[REGISTRY_RESPONSE_CONTEXT_MAX];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(ctx, sizeof ctx, fmt, ap);
-	va_end(ap);
-	return registry_response_add(r, REGISTRY_SEV_ERROR, code, loc, "%s", ctx);
 }
 
 static bool is_space(char c)
@@ -118,17 +104,20 @@ static hie_err_t read_item(const xmlNode *el, size_t n, const char *our_repo, st
 		return HIE_ENOMEM;
 	it->has_home = h == 0;
 	if (u != 0)
-		return add_err(r, REPO_ERR_DOC_UID, NULL, "DocumentRequest %zu: DocumentUniqueId is %s", n,
-			       u == 1 ? "missing" : "longer than 256 bytes");
+		return registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_DOC_UID, NULL,
+					     "DocumentRequest %zu: DocumentUniqueId is %s", n,
+					     u == 1 ? "missing" : "longer than 256 bytes");
 	if (h == 2)
-		return add_err(r, REPO_ERR_DOC_UID, it->uid, "DocumentRequest %zu: HomeCommunityId is longer than 256 bytes",
-			       n);
+		return registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_DOC_UID, it->uid,
+					     "DocumentRequest %zu: HomeCommunityId is longer than 256 bytes", n);
 	if (p != 0)
-		return add_err(r, REPO_ERR_UNKNOWN_REPOSITORY, it->uid, "DocumentRequest %zu: RepositoryUniqueId is %s",
-			       n, p == 1 ? "missing" : "longer than 256 bytes");
+		return registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_UNKNOWN_REPOSITORY, it->uid,
+					     "DocumentRequest %zu: RepositoryUniqueId is %s",
+					     n, p == 1 ? "missing" : "longer than 256 bytes");
 	if (strcmp(it->repo, our_repo) != 0)
-		return add_err(r, REPO_ERR_UNKNOWN_REPOSITORY, it->uid,
-			       "RepositoryUniqueId '%s' is not this repository ('%s')", it->repo, our_repo);
+		return registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_UNKNOWN_REPOSITORY, it->uid,
+					     "RepositoryUniqueId '%s' is not this repository ('%s')",
+					     it->repo, our_repo);
 	it->ok = true;
 	return HIE_OK;
 }
@@ -214,11 +203,13 @@ static hie_err_t lookup(struct registry_service *svc, struct item *items, size_t
 		hie_db_release(svc->pool, c, false);
 	}
 	if (err == HIE_EBUSY || err == HIE_ETIMEOUT)
-		return add_err(r, REPO_ERR_BUSY, NULL, "the repository is busy; retry later");
+		return registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_BUSY, NULL,
+					     "the repository is busy; retry later");
 	if (err == HIE_ENOMEM)
 		return err;
 	if (err)
-		return add_err(r, REPO_ERR_REPOSITORY, NULL, "the repository could not read its documents");
+		return registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_REPOSITORY, NULL,
+					     "the repository could not read its documents");
 	for (size_t i = 0; i < n; i++)
 		if (items[i].ok)
 			items[i].row = find_row(h->res, items[i].uid);
@@ -239,16 +230,17 @@ static hie_err_t assign_parts(struct item *items, size_t n, struct held *h, stru
 		if (!it->ok)
 			continue;
 		if (it->row < 0) {
-			err = add_err(r, REPO_ERR_DOC_UID, it->uid, "document '%s' is not held by repository '%s'",
-				      it->uid, it->repo);
+			err = registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_DOC_UID, it->uid,
+						    "document '%s' is not held by repository '%s'",
+						    it->uid, it->repo);
 			continue;
 		}
 		size_t len = PQgetisnull(h->res, it->row, 3) ? 0 : (size_t)PQgetlength(h->res, it->row, 3);
 		if (PQgetisnull(h->res, it->row, 3) || len > REPO_MAX_RETRIEVE_BYTES - *bytes) {
-			err = add_err(r, REPO_ERR_OUT_OF_RESOURCES, it->uid,
-				      "document '%s' (%s bytes) does not fit in this reply (at most %u bytes per "
-				      "retrieve); request it on its own",
-				      it->uid, PQgetvalue(h->res, it->row, 2), REPO_MAX_RETRIEVE_BYTES);
+			err = registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_OUT_OF_RESOURCES, it->uid,
+						    "document '%s' (%s bytes) does not fit in this reply (at most %u "
+						    "bytes per retrieve); request it on its own",
+						    it->uid, PQgetvalue(h->res, it->row, 2), REPO_MAX_RETRIEVE_BYTES);
 			continue;
 		}
 		*bytes += len;
@@ -309,7 +301,7 @@ static hie_err_t build_body(const struct item *items, size_t n, const struct hel
 hie_err_t registry_repository_retrieve(struct registry_service *svc, const struct hie_soap_msg *req,
 				       struct hie_soap_response *resp)
 {
-	if (!registry_soap_is(req->payload, REGISTRY_NS_XDSB, "RetrieveDocumentSetRequest"))
+	if (!hie_xml_is(req->payload, REGISTRY_NS_XDSB, "RetrieveDocumentSetRequest"))
 		return registry_soap_sender_fault(resp, "the body of ITI-43 must be an xdsb:RetrieveDocumentSetRequest");
 	size_t n = 0;
 	const xmlNode *el;
@@ -330,8 +322,8 @@ hie_err_t registry_repository_retrieve(struct registry_service *svc, const struc
 		resp->release_arg = h;
 	}
 	if (!err && n > REPO_MAX_REQUESTS) {
-		err = add_err(&r, REPO_ERR_OUT_OF_RESOURCES, NULL, "%zu DocumentRequests in one retrieve; at most %u", n,
-			      REPO_MAX_REQUESTS);
+		err = registry_response_add(&r, REGISTRY_SEV_ERROR, REPO_ERR_OUT_OF_RESOURCES, NULL,
+					    "%zu DocumentRequests in one retrieve; at most %u", n, REPO_MAX_REQUESTS);
 		n = 0;
 	}
 	if (!err && n) {

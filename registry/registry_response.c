@@ -12,6 +12,8 @@
 
 #include "registry/registry_response.h"
 
+#define REGISTRY_NS_RS_URI "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0"
+
 void registry_response_init(struct registry_response *r, size_t max)
 {
 	memset(r, 0, sizeof(*r));
@@ -116,6 +118,25 @@ static hie_err_t add_error(struct hie_buf *out, const char *code, const char *co
 	return err;
 }
 
+/* The rs:RegistryErrorList of r; ns_decl is "" or the xmlns:rs declaration (with its leading space). */
+static hie_err_t error_list(const struct registry_response *r, const char *ns_decl, const char *fallback_code,
+			    struct hie_buf *out)
+{
+	hie_err_t err = hie_buf_addf(out, "<rs:RegistryErrorList%s highestSeverity=\"%s\">", ns_decl,
+				     r->nerrors ? REGISTRY_SEVERITY_ERROR_URN : REGISTRY_SEVERITY_WARNING_URN);
+	for (size_t i = 0; !err && i < r->n; i++)
+		err = add_error(out, r->errs[i].code, r->errs[i].context, r->errs[i].location, r->errs[i].severity);
+	if (!err && r->dropped) {
+		char ctx[96];
+		snprintf(ctx, sizeof(ctx), "%zu further errors not listed", r->dropped);
+		const char *code = r->n ? r->errs[r->n - 1].code : fallback_code;
+		err = add_error(out, code, ctx, NULL, REGISTRY_SEV_WARNING);
+	}
+	if (!err)
+		err = hie_buf_addstr(out, "</rs:RegistryErrorList>");
+	return err;
+}
+
 hie_err_t registry_response_build(const struct registry_response *r, enum registry_status st, struct hie_buf *out)
 {
 	if (st == REGISTRY_STATUS_AUTO)
@@ -123,24 +144,17 @@ hie_err_t registry_response_build(const struct registry_response *r, enum regist
 	const char *status = st == REGISTRY_STATUS_SUCCESS   ? REGISTRY_STATUS_SUCCESS_URN
 			     : st == REGISTRY_STATUS_PARTIAL ? REGISTRY_STATUS_PARTIAL_URN
 							     : REGISTRY_STATUS_FAILURE_URN;
-	hie_err_t err = hie_buf_addf(out, "<rs:RegistryResponse xmlns:rs=\"%s\" status=\"%s\"", "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0",
+	hie_err_t err = hie_buf_addf(out, "<rs:RegistryResponse xmlns:rs=\"%s\" status=\"%s\"", REGISTRY_NS_RS_URI,
 				     status);
 	if (err)
 		return err;
 	if (r->n == 0 && r->dropped == 0)
 		return hie_buf_addstr(out, "/>");
-	err = hie_buf_addf(out, "><rs:RegistryErrorList highestSeverity=\"%s\">",
-			   r->nerrors ? REGISTRY_SEVERITY_ERROR_URN : REGISTRY_SEVERITY_WARNING_URN);
-	for (size_t i = 0; !err && i < r->n; i++)
-		err = add_error(out, r->errs[i].code, r->errs[i].context, r->errs[i].location, r->errs[i].severity);
-	if (!err && r->dropped) {
-		char ctx[96];
-		snprintf(ctx, sizeof(ctx), "%zu further errors not listed", r->dropped);
-		const char *code = r->n ? r->errs[r->n - 1].code : REGISTRY_ERR_METADATA;
-		err = add_error(out, code, ctx, NULL, REGISTRY_SEV_WARNING);
-	}
+	err = hie_buf_addstr(out, ">");
 	if (!err)
-		err = hie_buf_addstr(out, "</rs:RegistryErrorList></rs:RegistryResponse>");
+		err = error_list(r, "", REGISTRY_ERR_METADATA, out);
+	if (!err)
+		err = hie_buf_addstr(out, "</rs:RegistryResponse>");
 	return err;
 }
 
@@ -148,18 +162,14 @@ hie_err_t registry_response_build_errors(const struct registry_response *r, stru
 {
 	if (r->n == 0 && r->dropped == 0)
 		return HIE_OK;
-	hie_err_t err = hie_buf_addf(out, "<rs:RegistryErrorList xmlns:rs=\"%s\" highestSeverity=\"%s\">",
-				     "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0",
-				     r->nerrors ? REGISTRY_SEVERITY_ERROR_URN : REGISTRY_SEVERITY_WARNING_URN);
-	for (size_t i = 0; !err && i < r->n; i++)
-		err = add_error(out, r->errs[i].code, r->errs[i].context, r->errs[i].location, r->errs[i].severity);
-	if (!err && r->dropped) {
-		char ctx[96];
-		snprintf(ctx, sizeof(ctx), "%zu further errors not listed", r->dropped);
-		const char *code = r->n ? r->errs[r->n - 1].code : REGISTRY_ERR_REGISTRY;
-		err = add_error(out, code, ctx, NULL, REGISTRY_SEV_WARNING);
-	}
-	if (!err)
-		err = hie_buf_addstr(out, "</rs:RegistryErrorList>");
+	return error_list(r, " xmlns:rs=\"" REGISTRY_NS_RS_URI "\"", REGISTRY_ERR_REGISTRY, out);
+}
+
+hie_err_t registry_response_merge(struct registry_response *r, const struct registry_response *from)
+{
+	hie_err_t err = HIE_OK;
+	for (size_t i = 0; i < from->n && !err; i++)
+		err = registry_response_add(r, from->errs[i].severity, from->errs[i].code, from->errs[i].location, "%s",
+					    from->errs[i].context);
 	return err;
 }

@@ -95,4 +95,7 @@ hie_err_t registry_response_build(const struct registry_response *r, enum regist
  */
 hie_err_t registry_response_build_errors(const struct registry_response *r, struct hie_buf *out);
 
+/* Appends a copy of every kept entry of `from` to r (as registry_response_add, so r's cap applies). HIE_ENOMEM. */
+hie_err_t registry_response_merge(struct registry_response *r, const struct registry_response *from);
+
 #endif

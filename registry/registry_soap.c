@@ -42,12 +42,6 @@ hie_err_t registry_routes(struct hie_soap_router *router, struct registry_servic
 	return HIE_OK;
 }
 
-bool registry_soap_is(const xmlNode *node, const char *ns, const char *local)
-{
-	return node && node->type == XML_ELEMENT_NODE && node->ns && node->ns->href &&
-	       strcmp((const char *)node->ns->href, ns) == 0 && strcmp((const char *)node->name, local) == 0;
-}
-
 hie_err_t registry_soap_sender_fault(struct hie_soap_response *resp, const char *reason)
 {
 	resp->is_fault = true;
@@ -59,7 +53,7 @@ hie_err_t registry_soap_register(const struct hie_soap_msg *req, struct hie_soap
 				 const struct registry_service *svc, const struct registry_register_opts *opts)
 {
 	const char *tx = opts && opts->metadata_update ? "iti57" : "iti42";
-	if (!registry_soap_is(req->payload, REGISTRY_NS_LCM, "SubmitObjectsRequest"))
+	if (!hie_xml_is(req->payload, REGISTRY_NS_LCM, "SubmitObjectsRequest"))
 		return registry_soap_sender_fault(resp, "the body must be an lcm:SubmitObjectsRequest");
 
 	struct registry_response r;

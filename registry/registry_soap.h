@@ -43,7 +43,5 @@ struct registry_register_opts;
 hie_err_t registry_soap_register(const struct hie_soap_msg *req, struct hie_soap_response *resp,
 				 const struct registry_service *svc, const struct registry_register_opts *opts);
 
-/* True when node is an element named (ns, local). */
-bool registry_soap_is(const xmlNode *node, const char *ns, const char *local);
 
 #endif

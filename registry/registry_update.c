@@ -119,14 +119,14 @@ static hie_err_t collect(const xmlNode *req, struct remove_tx *t)
 	const xmlNode *list = hie_xml_child(req, REGISTRY_NS_RIM, "ObjectRefList");
 	size_t n = 0;
 	for (const xmlNode *c = list ? list->children : NULL; c; c = c->next)
-		n += registry_soap_is(c, REGISTRY_NS_RIM, "ObjectRef");
+		n += hie_xml_is(c, REGISTRY_NS_RIM, "ObjectRef");
 	if (n > REMOVE_MAX_REFS)
 		return HIE_ETOOBIG;
 	t->ids = n ? calloc(n, sizeof *t->ids) : NULL;
 	if (n && !t->ids)
 		return HIE_ENOMEM;
 	for (const xmlNode *c = list ? list->children : NULL; c; c = c->next) {
-		if (!registry_soap_is(c, REGISTRY_NS_RIM, "ObjectRef"))
+		if (!hie_xml_is(c, REGISTRY_NS_RIM, "ObjectRef"))
 			continue;
 		const xmlAttr *a = xmlHasProp(c, BAD_CAST "id");
 		if (a && a->children && !a->children->next && a->children->type == XML_TEXT_NODE)
@@ -138,7 +138,7 @@ static hie_err_t collect(const xmlNode *req, struct remove_tx *t)
 hie_err_t registry_remove_handle(const struct hie_soap_msg *req, struct hie_soap_response *resp, void *arg)
 {
 	const struct registry_service *svc = arg;
-	if (!registry_soap_is(req->payload, REGISTRY_NS_LCM, "RemoveObjectsRequest"))
+	if (!hie_xml_is(req->payload, REGISTRY_NS_LCM, "RemoveObjectsRequest"))
 		return registry_soap_sender_fault(resp, "the body of ITI-62 must be an lcm:RemoveObjectsRequest");
 	struct registry_response r;
 	registry_response_init(&r, 0);
@@ -155,10 +155,7 @@ hie_err_t registry_remove_handle(const struct hie_soap_msg *req, struct hie_soap
 	else if (!err) {
 		err = hie_db_tx(svc->pool, remove_tx, &t);
 		if (t.errs.nerrors && err != HIE_ENOMEM) {
-			err = HIE_OK;
-			for (size_t i = 0; i < t.errs.n && !err; i++)
-				err = registry_response_add(&r, REGISTRY_SEV_ERROR, t.errs.errs[i].code,
-							    t.errs.errs[i].location, "%s", t.errs.errs[i].context);
+			err = registry_response_merge(&r, &t.errs);
 		} else if (err == HIE_EBUSY || err == HIE_ETIMEOUT) {
 			err = registry_response_add(&r, REGISTRY_SEV_ERROR, REGISTRY_ERR_BUSY, NULL,
 						    "the registry is busy; nothing was removed, try again");

@@ -13,6 +13,7 @@
 #include "core/core_xml.h"
 #include "registry/registry_query.h"
 #include "registry/registry_response.h"
+#include "registry/registry_store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -33,7 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; q && i < q->nparams; i++)
 			for (size_t g = 0; g < q->params[i].ngroups; g++) {
 				hie_buf_reset(&b);
-				(void)registry_sq_array_literal(&b, q->params[i].groups[g].values, q->params[i].groups[g].n);
+				(void)registry_store_array(&b, (const char *const *)q->params[i].groups[g].values,
+							   q->params[i].groups[g].n);
 			}
 		hie_buf_reset(&b);
 		(void)registry_response_build_errors(&r, &b);
