@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "core/core_log.h"
+#include "core/core_time.h"
 
 #define TX_MAX_ATTEMPTS 5
 #define MIGRATE_LOCK_KEY "7522525414286437" /* any constant shared by every node; "hienode" in spirit */
@@ -255,11 +256,7 @@ hie_err_t hie_db_pool_open(struct hie_db_pool **out, const struct hie_db_opts *o
 		free(p);
 		return HIE_ENOMEM;
 	}
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&p->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	hie_cond_init_monotonic(&p->cv);
 	pthread_mutex_init(&p->mu, NULL);
 	p->st.size = p->size;
 	if (opts->connect_at_open) {
@@ -293,17 +290,6 @@ void hie_db_pool_close(struct hie_db_pool *pool)
 	free(pool);
 }
 
-static void deadline_after(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /* A free slot, preferring one with an open connection; -1 if none. Called with the mutex held. */
 static int free_slot(struct hie_db_pool *pool)
 {
@@ -327,7 +313,7 @@ hie_err_t hie_db_acquire(struct hie_db_pool *pool, int timeout_ms, PGconn **out)
 	*out = NULL;
 	if (timeout_ms < 0)
 		timeout_ms = pool->acquire_timeout_ms;
-	deadline_after(&deadline, timeout_ms);
+	hie_deadline_after(&deadline, timeout_ms);
 	pthread_mutex_lock(&pool->mu);
 	while ((i = free_slot(pool)) < 0) {
 		if (!waited)
@@ -428,20 +414,13 @@ void hie_db_stats(struct hie_db_pool *pool, struct hie_db_stats *out)
 	pthread_mutex_unlock(&pool->mu);
 }
 
-static long ms_until(const struct timespec *deadline)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (long)(deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
-}
-
 hie_err_t hie_db_ping(struct hie_db_pool *pool, int timeout_ms)
 {
 	PGconn *c;
 	struct timespec deadline;
 	bool broken = false;
 	hie_err_t err;
-	deadline_after(&deadline, timeout_ms);
+	hie_deadline_after(&deadline, timeout_ms);
 	err = hie_db_acquire(pool, timeout_ms, &c);
 	if (err)
 		return err;
@@ -452,7 +431,7 @@ hie_err_t hie_db_ping(struct hie_db_pool *pool, int timeout_ms)
 		goto out;
 	}
 	while (PQisBusy(c)) {
-		long left = ms_until(&deadline);
+		long left = hie_ms_until(&deadline);
 		struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
 		if (left <= 0 || poll(&p, 1, (int)left) == 0) {
 			char eb[128];

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "core/core_log.h"
+#include "core/core_time.h"
 
 #define PEM_MAX (1024 * 1024)
 #define RESP_BODY_MAX ((size_t)1 << 30)
@@ -98,15 +99,6 @@ struct hie_http_server {
 	struct hie_metric *m_requests, *m_duration, *m_deadline;
 };
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t mono_ms(void) { return mono_ns() / 1000000; }
-
 /* ---- configuration ---- */
 
 static hie_err_t read_pem(const char *path, char **out)
@@ -151,7 +143,7 @@ static void make_id_prefix(struct hie_http_server *s)
 {
 	unsigned char r[4] = {0};
 	if (getentropy(r, sizeof r) != 0) {
-		uint64_t t = (uint64_t)mono_ns() ^ (uint64_t)getpid();
+		uint64_t t = (uint64_t)hie_mono_ns() ^ (uint64_t)getpid();
 		memcpy(r, &t, sizeof r);
 	}
 	snprintf(s->id_prefix, sizeof s->id_prefix, "%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
@@ -208,17 +200,13 @@ hie_err_t hie_http_new(const struct hie_http_config *cfg, struct hie_http_server
 {
 	hie_err_t err = HIE_EINVAL;
 	struct hie_http_server *s;
-	pthread_condattr_t ca;
 	if (!cfg || !out)
 		return HIE_EINVAL;
 	s = calloc(1, sizeof *s);
 	if (!s)
 		return HIE_ENOMEM;
 	pthread_mutex_init(&s->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&s->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	hie_cond_init_monotonic(&s->cv);
 	s->cfg = *cfg;
 	apply_defaults(&s->cfg);
 	s->host = strdup(cfg->host ? cfg->host : "127.0.0.1");
@@ -456,7 +444,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *mc, struct reqctx *r, st
 	enum MHD_Result ret = ok ? MHD_queue_response(mc, (unsigned)r->status, mr) : MHD_NO;
 	MHD_destroy_response(mr);
 	if (ret == MHD_YES && r->conn)
-		r->conn->deadline = mono_ms() + r->srv->cfg.response_deadline_ms;
+		r->conn->deadline = hie_mono_ms() + r->srv->cfg.response_deadline_ms;
 	return ret;
 }
 
@@ -571,7 +559,7 @@ static enum MHD_Result body_chunk(struct reqctx *r, const char *data, size_t n)
 {
 	if (r->conn) {
 		int64_t dl = r->conn->deadline;
-		if (dl && mono_ms() > dl)
+		if (dl && hie_mono_ms() > dl)
 			return MHD_NO; /* the sweeper would do it; no need to wait for it */
 	}
 	if (!r->too_big) {
@@ -652,7 +640,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
 	if (!r)
 		return NULL;
 	r->srv = s;
-	r->start_ns = mono_ns();
+	r->start_ns = hie_mono_ns();
 	hie_buf_init(&r->body, 0);
 	unsigned long long n = atomic_fetch_add(&s->next_id, 1) + 1;
 	snprintf(r->id, sizeof r->id, "%s-%llx", s->id_prefix, n);
@@ -708,8 +696,8 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls, e
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	struct conn *c = ci ? ci->socket_context : NULL;
 	if (c) /* ready for a next request on this connection: its clock starts now */
-		c->deadline = mono_ms() + s->cfg.request_deadline_ms;
-	double secs = (double)(mono_ns() - r->start_ns) / 1e9;
+		c->deadline = hie_mono_ms() + s->cfg.request_deadline_ms;
+	double secs = (double)(hie_mono_ns() - r->start_ns) / 1e9;
 	if (!r->status) { /* an answer libmicrohttpd made itself (400, 431...) */
 		const union MHD_ConnectionInfo *si = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_HTTP_STATUS);
 		if (si)
@@ -739,7 +727,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
 		const union MHD_ConnectionInfo *fi = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
 		const union MHD_ConnectionInfo *ai = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 		c->fd = fi ? fi->connect_fd : -1;
-		c->deadline = mono_ms() + s->cfg.request_deadline_ms; /* covers the TLS handshake too */
+		c->deadline = hie_mono_ms() + s->cfg.request_deadline_ms; /* covers the TLS handshake too */
 		const struct sockaddr *sa = ai ? ai->client_addr : NULL;
 		if (sa && sa->sa_family == AF_INET)
 			inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, c->addr, sizeof c->addr);
@@ -789,12 +777,9 @@ static void *sweeper_main(void *arg)
 	pthread_mutex_lock(&s->mu);
 	while (!s->sweeper_stop) {
 		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += (long)period * 1000000;
-		ts.tv_sec += ts.tv_nsec / 1000000000;
-		ts.tv_nsec %= 1000000000;
+		hie_deadline_after(&ts, (int)period);
 		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-		int64_t now = mono_ms();
+		int64_t now = hie_mono_ms();
 		for (struct conn *c = s->conns; c; c = c->next) {
 			int64_t dl = c->deadline;
 			if (!dl || now < dl || c->killed || c->fd < 0)
@@ -956,8 +941,8 @@ void hie_http_stop(struct hie_http_server *s)
 		return;
 	if (s->d) {
 		MHD_socket lfd = MHD_quiesce_daemon(s->d);
-		int64_t until = mono_ms() + s->cfg.drain_ms;
-		while (atomic_load(&s->inflight) > 0 && mono_ms() < until) {
+		int64_t until = hie_mono_ms() + s->cfg.drain_ms;
+		while (atomic_load(&s->inflight) > 0 && hie_mono_ms() < until) {
 			struct timespec ts = {0, 10 * 1000000};
 			nanosleep(&ts, NULL);
 		}

@@ -16,6 +16,7 @@
 
 #include "core/core_buf.h"
 #include "core/core_log.h"
+#include "core/core_time.h"
 
 #define CLAIM_PARK_LOOPS 16 /* jobs parked in one claim call before giving up for this round */
 
@@ -147,11 +148,7 @@ hie_err_t hie_jobs_create(struct hie_jobs **out, struct hie_db_pool *pool, const
 		j->o.backoff_max_ms = j->o.backoff_base_ms;
 	if (j->o.stop_timeout_ms <= 0)
 		j->o.stop_timeout_ms = 20000;
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&j->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	hie_cond_init_monotonic(&j->cv);
 	pthread_mutex_init(&j->mu, NULL);
 	*out = j;
 	return HIE_OK;
@@ -463,17 +460,6 @@ hie_err_t hie_jobs_run_one(struct hie_jobs *jobs)
 
 /* Threads ---------------------------------------------------------------------------------------------------- */
 
-static void deadline_after(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 static void *worker_main(void *arg)
 {
 	struct hie_jobs *j = arg;
@@ -490,7 +476,7 @@ static void *worker_main(void *arg)
 		/* Idle, or the database failed: wait for a wake-up or the poll interval. A wake-up that came while
 		 * we were claiming changed wake_seq, so it is not lost. */
 		struct timespec dl;
-		deadline_after(&dl, j->o.poll_ms);
+		hie_deadline_after(&dl, j->o.poll_ms);
 		pthread_mutex_lock(&j->mu);
 		while (!j->stopping && j->wake_seq == seen)
 			if (pthread_cond_timedwait(&j->cv, &j->mu, &dl) == ETIMEDOUT)
@@ -552,7 +538,7 @@ bool hie_jobs_stopping(const struct hie_jobs *jobs)
 hie_err_t hie_jobs_stop(struct hie_jobs *jobs)
 {
 	struct timespec dl;
-	deadline_after(&dl, jobs->o.stop_timeout_ms);
+	hie_deadline_after(&dl, jobs->o.stop_timeout_ms);
 	pthread_mutex_lock(&jobs->mu);
 	jobs->stopping = true;
 	pthread_cond_broadcast(&jobs->cv);

@@ -35,6 +35,7 @@
 #include <openssl/err.h>
 
 #include "core/core_log.h"
+#include "core/core_time.h"
 #include "core/core_tls.h"
 
 #define NET_NAME_MAX 32
@@ -81,13 +82,6 @@ struct hie_net_conn {
 
 static _Atomic uint64_t next_conn_id = 1;
 static pthread_once_t sigpipe_once = PTHREAD_ONCE_INIT;
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void ignore_sigpipe(void)
 {
@@ -188,7 +182,7 @@ static hie_err_t wait_io(struct hie_net_conn *c, short events, bool idle)
 		bool stopping = srv_stopping(c->srv);
 		if (idle && stopping)
 			return HIE_EBUSY;
-		int64_t left = effective_deadline(c, stopping) - now_ms();
+		int64_t left = effective_deadline(c, stopping) - hie_mono_ms();
 		if (left <= 0)
 			return HIE_ETIMEOUT;
 		struct pollfd p[2] = {
@@ -213,6 +207,27 @@ static hie_err_t wait_io(struct hie_net_conn *c, short events, bool idle)
 static bool errno_closed(int e)
 {
 	return e == ECONNRESET || e == EPIPE || e == ENOTCONN || e == ETIMEDOUT || e == ESHUTDOWN;
+}
+
+/*
+ * What a failed recv/send (n < 0, errno set) means: try again, wait for the socket, or the connection is broken
+ * (*err = HIE_ECLOSED for a peer that went away, HIE_EIO, logged, for anything else).
+ */
+enum io_next { IO_RETRY, IO_WAIT, IO_BROKEN };
+
+static enum io_next io_errno(const struct hie_net_conn *c, const char *what, hie_err_t *err)
+{
+	if (errno == EINTR)
+		return IO_RETRY;
+	if (errno_closed(errno)) {
+		*err = HIE_ECLOSED;
+		return IO_BROKEN;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return IO_WAIT;
+	hie_log(HIE_LOG_WARN, "event=net.io_error conn=%llu what=%s errno=%d", (unsigned long long)c->id, what, errno);
+	*err = HIE_EIO;
+	return IO_BROKEN;
 }
 
 /*
@@ -272,7 +287,7 @@ static hie_err_t fill(struct hie_net_conn *c, bool idle)
 		bool stopping = srv_stopping(c->srv);
 		if (idle && stopping && (!c->ssl || SSL_pending(c->ssl) == 0))
 			return HIE_EBUSY;
-		if (now_ms() >= effective_deadline(c, stopping))
+		if (hie_mono_ms() >= effective_deadline(c, stopping))
 			return HIE_ETIMEOUT;
 		short ev = POLLIN;
 		ssize_t n;
@@ -292,18 +307,11 @@ static hie_err_t fill(struct hie_net_conn *c, bool idle)
 				goto broken;
 			}
 			if (n < 0) {
-				if (errno == EINTR)
+				enum io_next next = io_errno(c, "recv", &err);
+				if (next == IO_RETRY)
 					continue;
-				if (errno_closed(errno)) {
-					err = HIE_ECLOSED;
+				if (next == IO_BROKEN)
 					goto broken;
-				}
-				if (errno != EAGAIN && errno != EWOULDBLOCK) {
-					hie_log(HIE_LOG_WARN, "event=net.io_error conn=%llu what=recv errno=%d",
-						(unsigned long long)c->id, errno);
-					err = HIE_EIO;
-					goto broken;
-				}
 			}
 		}
 		if (n > 0) {
@@ -499,7 +507,7 @@ hie_err_t hie_net_write(struct hie_net_conn *c, const void *data, size_t len)
 	if (c->wbroken)
 		return c->wbroken;
 	while (len > 0) {
-		if (now_ms() >= effective_deadline(c, srv_stopping(c->srv))) {
+		if (hie_mono_ms() >= effective_deadline(c, srv_stopping(c->srv))) {
 			err = HIE_ETIMEOUT;
 			goto broken;
 		}
@@ -517,18 +525,11 @@ hie_err_t hie_net_write(struct hie_net_conn *c, const void *data, size_t len)
 		} else {
 			n = send(c->fd, p, len, MSG_NOSIGNAL);
 			if (n < 0) {
-				if (errno == EINTR)
+				enum io_next next = io_errno(c, "send", &err);
+				if (next == IO_RETRY)
 					continue;
-				if (errno_closed(errno)) {
-					err = HIE_ECLOSED;
+				if (next == IO_BROKEN)
 					goto broken;
-				}
-				if (errno != EAGAIN && errno != EWOULDBLOCK) {
-					hie_log(HIE_LOG_WARN, "event=net.io_error conn=%llu what=send errno=%d",
-						(unsigned long long)c->id, errno);
-					err = HIE_EIO;
-					goto broken;
-				}
 			}
 		}
 		if (n > 0) {
@@ -568,7 +569,7 @@ hie_err_t hie_net_printf(struct hie_net_conn *c, const char *fmt, ...)
 static hie_err_t handshake(struct hie_net_conn *c)
 {
 	for (;;) {
-		if (now_ms() >= effective_deadline(c, srv_stopping(c->srv)))
+		if (hie_mono_ms() >= effective_deadline(c, srv_stopping(c->srv)))
 			return HIE_ETIMEOUT;
 		ERR_clear_error();
 		int r = SSL_do_handshake(c->ssl);
@@ -682,12 +683,12 @@ const char *hie_net_tls_cipher(const struct hie_net_conn *c)
 
 void hie_net_set_deadline(struct hie_net_conn *c, int ms)
 {
-	c->deadline = now_ms() + (ms > 0 ? ms : 0);
+	c->deadline = hie_mono_ms() + (ms > 0 ? ms : 0);
 }
 
 int64_t hie_net_deadline_left(const struct hie_net_conn *c)
 {
-	int64_t left = effective_deadline(c, srv_stopping(c->srv)) - now_ms();
+	int64_t left = effective_deadline(c, srv_stopping(c->srv)) - hie_mono_ms();
 	return left > 0 ? left : 0;
 }
 
@@ -971,7 +972,6 @@ hie_err_t hie_net_serve(struct hie_net_listener *l, const struct hie_net_opts *o
 			hie_net_handler_fn handler, void *arg, struct hie_net_server **out)
 {
 	struct hie_net_server *s;
-	pthread_condattr_t ca;
 	int rc;
 
 	*out = NULL;
@@ -1006,10 +1006,7 @@ hie_err_t hie_net_serve(struct hie_net_listener *l, const struct hie_net_opts *o
 		return HIE_ESYS;
 	}
 	pthread_mutex_init(&s->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&s->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	hie_cond_init_monotonic(&s->cv);
 	rc = pthread_create(&s->accept_thread, NULL, accept_main, s);
 	if (rc != 0) {
 		hie_log(HIE_LOG_ERR, "event=net.thread_failed listener=%s error=%d", s->name, rc);
@@ -1036,7 +1033,7 @@ void hie_net_stop(struct hie_net_server *s, int grace_ms)
 {
 	if (!s)
 		return;
-	int64_t until = now_ms() + (grace_ms > 0 ? grace_ms : 0);
+	int64_t until = hie_mono_ms() + (grace_ms > 0 ? grace_ms : 0);
 	atomic_store(&s->stop_deadline, until);
 	atomic_store(&s->stopping, true);
 	/* Written after the flag: a waiter that missed the flag wakes on the pipe and re-reads it. */
@@ -1085,7 +1082,7 @@ static hie_err_t connect_one(const struct addrinfo *ai, int64_t until, int *fdp)
 			return HIE_EIO;
 		}
 		for (;;) {
-			int64_t left = until - now_ms();
+			int64_t left = until - hie_mono_ms();
 			if (left <= 0) {
 				close(fd);
 				return HIE_ETIMEOUT;
@@ -1116,7 +1113,7 @@ static hie_err_t connect_one(const struct addrinfo *ai, int64_t until, int *fdp)
 hie_err_t hie_net_connect(const char *host, const char *port, int timeout_ms, struct hie_net_conn **out)
 {
 	struct addrinfo hints, *res = NULL;
-	int64_t until = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t until = hie_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	hie_err_t err = HIE_EIO;
 	int fd = -1;
 

@@ -425,21 +425,36 @@ static hie_err_t wait_datadir_free(const struct hie_pg *pg)
  * postmaster is gone (or a zombie, which postgres' own kill(pid, 0) test mistakes for alive), the file is
  * stale and would stop the new server from starting: remove it.
  */
-static hie_err_t remove_stale_socket_lock(struct hie_pg *pg)
+/*
+ * Reads the pid a PostgreSQL lock file starts with: -1 when the file cannot be opened, 0 when it does not start
+ * with a number, 1 with *pid and *next (the character after the number) set.
+ */
+static int read_pid_file(const char *path, long *pid, char *next)
 {
-	char path[PG_PATH_MAX + 32], buf[64];
-	snprintf(path, sizeof path, "%s/.s.PGSQL.%d.lock", pg->rundir, pg->port);
+	char buf[64];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return HIE_OK;
+		return -1;
 	ssize_t n = read(fd, buf, sizeof buf - 1);
 	close(fd);
 	buf[n > 0 ? n : 0] = '\0';
 	char *end;
-	long pid = strtol(buf, &end, 10);
-	if (end != buf && pid > 1 && pid_running(pid))
+	*pid = strtol(buf, &end, 10);
+	*next = *end;
+	return end != buf;
+}
+
+static hie_err_t remove_stale_socket_lock(struct hie_pg *pg)
+{
+	char path[PG_PATH_MAX + 32], next;
+	long pid;
+	snprintf(path, sizeof path, "%s/.s.PGSQL.%d.lock", pg->rundir, pg->port);
+	int rc = read_pid_file(path, &pid, &next);
+	if (rc < 0)
 		return HIE_OK;
-	hie_log(HIE_LOG_NOTICE, "event=pg.stale_socket_lock pid=%ld", end != buf ? pid : -1L);
+	if (rc == 1 && pid > 1 && pid_running(pid))
+		return HIE_OK;
+	hie_log(HIE_LOG_NOTICE, "event=pg.stale_socket_lock pid=%ld", rc == 1 ? pid : -1L);
 	if (unlink(path) != 0 && errno != ENOENT)
 		return HIE_ESYS;
 	return HIE_OK;
@@ -465,18 +480,14 @@ static bool is_postgres_process(pid_t pid)
  */
 static hie_err_t recover(struct hie_pg *pg, bool *reuse)
 {
-	char path[PG_PATH_MAX + 32], buf[64];
+	char path[PG_PATH_MAX + 32], next;
+	long pid;
 	*reuse = false;
 	snprintf(path, sizeof path, "%s/postmaster.pid", pg->datadir);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	int rc = read_pid_file(path, &pid, &next);
+	if (rc < 0)
 		return HIE_OK;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	char *end;
-	long pid = strtol(buf, &end, 10);
-	bool parsed = end != buf && (*end == '\n' || *end == '\0') && pid > 1 && pid < INT_MAX;
+	bool parsed = rc == 1 && (next == '\n' || next == '\0') && pid > 1 && pid < INT_MAX;
 	if (parsed && pid_running(pid)) {
 		if (answers_for_us(pg)) {
 			hie_log(HIE_LOG_NOTICE, "event=pg.reuse pid=%ld datadir=%s", pid, pg->datadir);

@@ -92,4 +92,20 @@ static hie_err_t tu_parse(const char *xml, struct registry_ebrim_submission **ou
 	return err;
 }
 
+/*
+ * A testkit submission, templates filled, parsed (the parse must succeed); NULL when the corpus is not there.
+ * Needs cmocka included before this header. Free with registry_ebrim_free.
+ */
+static inline struct registry_ebrim_submission *tu_load(const char *rel)
+{
+	char *xml = tu_testkit_file(rel);
+	if (!xml)
+		return NULL;
+	xml = tu_fill(xml);
+	struct registry_ebrim_submission *s = NULL;
+	assert_int_equal(tu_parse(xml, &s), HIE_OK);
+	free(xml);
+	return s;
+}
+
 #endif

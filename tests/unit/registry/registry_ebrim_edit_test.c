@@ -17,18 +17,6 @@
 #define TWO_DE_FD "tests/16102c/submit/two_de_fd.xml"
 #define TWO_DOC "tests/ReposAcceptanceTest-1113/SubmitTwoDocs/two_doc.xml"
 
-static struct registry_ebrim_submission *load(const char *rel)
-{
-	char *xml = tu_testkit_file(rel);
-	if (!xml)
-		return NULL;
-	xml = tu_fill(xml);
-	struct registry_ebrim_submission *s = NULL;
-	assert_int_equal(tu_parse(xml, &s), HIE_OK);
-	free(xml);
-	return s;
-}
-
 static char *obj_xml(const struct registry_ebrim_obj *o)
 {
 	struct hie_buf b;
@@ -60,7 +48,7 @@ static struct registry_ebrim_submission *reparse(const struct registry_ebrim_sub
 static void test_replace_existing(void **state)
 {
 	(void)state;
-	struct registry_ebrim_submission *s = load(TWO_DE_FD);
+	struct registry_ebrim_submission *s = tu_load(TWO_DE_FD);
 	if (!s)
 		skip();
 	struct registry_ebrim_obj *o = s->docs[0].obj;
@@ -88,7 +76,7 @@ static void test_replace_existing(void **state)
 static void test_add_missing(void **state)
 {
 	(void)state;
-	struct registry_ebrim_submission *s = load(TWO_DOC);
+	struct registry_ebrim_submission *s = tu_load(TWO_DOC);
 	if (!s)
 		skip();
 	struct registry_ebrim_obj *o = s->docs[1].obj;
@@ -155,7 +143,7 @@ static void test_duplicates_collapse_and_escape(void **state)
 static void test_nested_object_rebuilds_views(void **state)
 {
 	(void)state;
-	struct registry_ebrim_submission *s = load(TWO_DE_FD);
+	struct registry_ebrim_submission *s = tu_load(TWO_DE_FD);
 	if (!s)
 		skip();
 	struct registry_ebrim_obj *cls = (struct registry_ebrim_obj *)s->docs[0].class_code->cls;
@@ -167,7 +155,7 @@ static void test_nested_object_rebuilds_views(void **state)
 static void test_bad_arguments(void **state)
 {
 	(void)state;
-	struct registry_ebrim_submission *s = load(TWO_DOC);
+	struct registry_ebrim_submission *s = tu_load(TWO_DOC);
 	if (!s)
 		skip();
 	struct registry_ebrim_obj *o = s->docs[0].obj;

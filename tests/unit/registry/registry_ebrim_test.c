@@ -14,22 +14,10 @@
 
 #define TWO_DE_FD "tests/16102c/submit/two_de_fd.xml"
 
-static struct registry_ebrim_submission *load(const char *rel)
-{
-	char *xml = tu_testkit_file(rel);
-	if (!xml)
-		return NULL;
-	xml = tu_fill(xml);
-	struct registry_ebrim_submission *s = NULL;
-	assert_int_equal(tu_parse(xml, &s), HIE_OK);
-	free(xml);
-	return s;
-}
-
 static void test_views_two_de_fd(void **state)
 {
 	(void)state;
-	struct registry_ebrim_submission *s = load(TWO_DE_FD);
+	struct registry_ebrim_submission *s = tu_load(TWO_DE_FD);
 	if (!s)
 		skip();
 	assert_int_equal(s->ndocs, 2);
@@ -207,7 +195,7 @@ static void test_corpus_roundtrip(void **state)
 	(void)state;
 	size_t parsed = 0;
 	for (size_t i = 0; i < sizeof(corpus_files) / sizeof(corpus_files[0]); i++) {
-		struct registry_ebrim_submission *s = load(corpus_files[i]);
+		struct registry_ebrim_submission *s = tu_load(corpus_files[i]);
 		if (!s)
 			continue;
 		assert_true(s->nobjs > 0);
@@ -324,7 +312,7 @@ static hie_err_t bad_gen(char *out, size_t outlen, void *arg)
 static void test_assign_ids(void **state)
 {
 	(void)state;
-	struct registry_ebrim_submission *s = load(TWO_DE_FD);
+	struct registry_ebrim_submission *s = tu_load(TWO_DE_FD);
 	if (!s)
 		skip();
 	unsigned n = 0;
