@@ -8,9 +8,11 @@ set -euo pipefail
 mode=${1:-run}
 pkgs=(build-essential cmake pkg-config ca-certificates
       libmicrohttpd-dev libgnutls28-dev libpq-dev libxml2-dev libssl-dev libcurl4-openssl-dev
+      libldns-dev libldap2-dev libesmtp-dev
       postgresql postgresql-client openssl)
 if [ "$mode" = test ]; then
-  pkgs+=(libcmocka-dev clang libclang-rt-14-dev python3 curl swaks)
+  pkgs+=(libcmocka-dev clang libclang-rt-14-dev python3 curl swaks
+        slapd ldap-utils nsd postfix)
 fi
 
 missing=()
@@ -27,7 +29,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   "${sudo[@]}" apt-get update -qq
   # The postgresql package would start a system cluster on port 5432; hienode runs its own, so keep it quiet.
+  # The tests start their own slapd, nsd and Postfix instances: the packages must not configure or start
+  # system-wide ones (ports 25, 53, 389) while they install.
+  printf '%s\n' 'postfix postfix/main_mailer_type select No configuration' \
+    'slapd slapd/no_configuration boolean true' | "${sudo[@]}" debconf-set-selections
+  policy_added=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+    "${sudo[@]}" chmod 755 /usr/sbin/policy-rc.d
+    policy_added=1
+  fi
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ $policy_added -eq 1 ]; then "${sudo[@]}" rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 # Debian's postgresql package starts the default cluster; the node never uses it.

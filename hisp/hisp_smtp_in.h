@@ -1,0 +1,66 @@
+/*
+ * hisp_smtp_in.h — the SMTP receiver for Direct messages from other HISPs (RFC 5321; [smtp] listen).
+ *
+ * ESMTP with EHLO/HELO, SIZE (refused at MAIL when the declared size is over the cap, 552 after DATA when the
+ * real one is), PIPELINING, 8BITMIME, STARTTLS (offered when a TLS context is given; discarding pipelined
+ * plaintext), RSET, NOOP, QUIT, VRFY (252); RCPT TO checked with ops->rcpt (550 5.1.1 for unknown local
+ * addresses, 451 when it cannot be decided now), at most max_rcpts (452); DATA read with core_net's dotted
+ * reader (bare LF refused: SMTP smuggling), then ops->store; "250 2.0.0 Ok: queued as <id>" is written only
+ * after store returned HIE_OK (which means: committed). Store failure → 451 4.3.0, nothing lost for the
+ * client to resend. Each command has its deadline (cmd_ms), the DATA phase its own (data_ms); line length
+ * capped (512 + extensions, 500 5.5.2 line too long); too many errors (bad commands) close the session
+ * (421). Server stop: 421 4.3.2 to idle sessions.
+ */
+#ifndef HIENODE_HISP_SMTP_IN_H
+#define HIENODE_HISP_SMTP_IN_H
+
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include "core/core_err.h"
+#include "core/core_net.h"
+
+struct hisp_envelope {
+	const char *peer;         /* client address */
+	const char *helo;         /* EHLO/HELO argument as given (printable) */
+	const char *mail_from;    /* reverse path without <>, "" for the null sender */
+	const char *const *rcpts; /* forward paths without <>, lower-cased */
+	size_t nrcpts;
+	bool tls;                 /* the message came over TLS */
+};
+
+struct hisp_smtp_ops {
+	/* 250 (accept), 550 (no such local address), 451 (cannot tell now) for one lower-cased address. */
+	int (*rcpt)(void *arg, const char *address);
+	/* Stores the message durably (committed) and writes an id for the reply into id. */
+	hie_err_t (*store)(void *arg, const struct hisp_envelope *env, const char *data, size_t len, char *id,
+			   size_t idlen);
+	void *arg;
+};
+
+struct hisp_smtp_in_opts {
+	const char *hostname;     /* greeting and EHLO reply */
+	size_t max_message;       /* [smtp] max_message_size */
+	unsigned max_rcpts;       /* [smtp] max_recipients */
+	unsigned max_conns;       /* [smtp] max_connections */
+	int cmd_ms;               /* per command ([smtp] command_timeout) */
+	int data_ms;              /* whole DATA phase ([smtp] data_timeout) */
+	SSL_CTX *tls;             /* STARTTLS offered when non-NULL; must outlive the server */
+};
+
+struct hisp_smtp_in;
+/* Starts serving on l (taken over on success). ops and opts are copied. */
+hie_err_t hisp_smtp_in_start(struct hie_net_listener *l, const struct hisp_smtp_in_opts *o,
+			     const struct hisp_smtp_ops *ops, struct hisp_smtp_in **out);
+void hisp_smtp_in_stop(struct hisp_smtp_in *s, int grace_ms);
+
+/*
+ * Parses an SMTP path argument ("<a@b>" with optional ESMTP parameters after it) for MAIL FROM/RCPT TO:
+ * the address (without <>, lower-cased, "" for "<>") into addr, and SIZE=n (MAIL only, -1 when absent).
+ * HIE_EPARSE for a malformed path (501), HIE_EUNSUPPORTED for an unknown parameter (555). Exposed for the
+ * fuzz target and the unit tests.
+ */
+hie_err_t hisp_smtp_parse_path(const char *arg, size_t len, char *addr, size_t addrlen, long long *size);
+
+#endif
