@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include <libpq-fe.h>
+#include <openssl/ssl.h>
 
 #include "core/core_config.h"
 #include "core/core_db.h"
@@ -44,8 +45,13 @@ hie_err_t hisp_service_open(const struct hie_cfg *cfg, struct hie_db_pool *pool,
 			    struct hisp **out);
 /* Registers hisp.receive, hisp.send, hisp.timeout and hisp.bundle on jobs and remembers jobs to wake it. */
 hie_err_t hisp_service_register_jobs(struct hisp *h, struct hie_jobs *jobs);
-/* Serves SMTP ([smtp] listen) on a listener bound before the privilege drop; taken over on success. */
-hie_err_t hisp_service_smtp_start(struct hisp *h, struct hie_net_listener *l);
+/*
+ * Serves SMTP ([smtp] listen) on a listener bound before the privilege drop, offering STARTTLS with tls
+ * (NULL: no STARTTLS; made by hisp_smtp_tls_load while still root). Both are taken over on success.
+ */
+hie_err_t hisp_service_smtp_start(struct hisp *h, struct hie_net_listener *l, SSL_CTX *tls);
+/* The STARTTLS context of [smtp] tls_cert / tls_key; *out NULL when they are empty. HIE_ECONFIG when unusable. */
+hie_err_t hisp_smtp_tls_load(const struct hie_cfg *cfg, SSL_CTX **out);
 /* Stops the SMTP server (grace_ms for sessions in progress); jobs are stopped by their pool. */
 void hisp_service_smtp_stop(struct hisp *h, int grace_ms);
 void hisp_service_close(struct hisp *h);

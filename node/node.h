@@ -29,6 +29,13 @@ int node_cmd_check_config(const struct node_opts *o);
 int node_cmd_config(const struct node_opts *o);
 int node_cmd_status(const struct node_opts *o);
 int node_cmd_patient(const struct node_opts *o);
+/* Direct HISP commands (node_direct.c). */
+int node_cmd_domain(const struct node_opts *o);
+int node_cmd_cert(const struct node_opts *o);
+int node_cmd_trust(const struct node_opts *o);
+int node_cmd_route(const struct node_opts *o);
+int node_cmd_send(const struct node_opts *o);
+int node_cmd_mailbox(const struct node_opts *o);
 
 /* Process plumbing (node_process.c). */
 struct node_identity {

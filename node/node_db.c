@@ -7,6 +7,7 @@
 
 #include "core/core_jobs.h"
 #include "core/core_log.h"
+#include "hisp/hisp.h"
 #include "node/node.h"
 #include "notify/notify.h"
 #include "registry/registry.h"
@@ -18,6 +19,7 @@ static const struct {
 } all_migrations[] = {
 	{hie_jobs_migrations, &hie_jobs_migrations_count},
 	{registry_migrations, &registry_migrations_count},
+	{hisp_migrations, &hisp_migrations_count},
 	{notify_migrations, &notify_migrations_count},
 };
 

@@ -19,6 +19,16 @@ static const struct {
 	{"status", node_cmd_status, "queues by kind and state, failed jobs"},
 	{"patient", node_cmd_patient, "add --id 'ID^^^&OID&ISO' [--family F --given G --birth-date YYYYMMDD "
 				      "--gender M|F|O|U ...] | list [--limit N] | show --id ID: the patient index"},
+	{"domain", node_cmd_domain, "add|list|remove DOMAIN, address add|list ADDR, policy PARTNER [--cipher C "
+				    "--key-transport K --digest D]: our Direct domains and partner algorithms"},
+	{"cert", node_cmd_cert, "import (--address A | --domain D) --cert FILE [--key FILE] [--usage U] | list | "
+				"remove FINGERPRINT | discover ADDR: Direct certificates"},
+	{"trust", node_cmd_trust, "add --domain D --anchor FILE [--direction incoming|outgoing|both] | list | remove | "
+				  "bundle add --domain D --url URL [--signer FILE] [--refresh HOURS] | bundle list|refresh"},
+	{"route", node_cmd_route, "add DOMAIN HOST:PORT | list | remove DOMAIN: next hop for a recipient domain"},
+	{"send", node_cmd_send, "--from ADDR --to ADDR [--cc ADDR] --subject S [--body FILE] [--attach FILE]...: "
+				"sign, encrypt and deliver a Direct message"},
+	{"mailbox", node_cmd_mailbox, "list ADDR | get ADDR ID: what arrived for a local Direct address"},
 };
 
 static void usage(FILE *out)

@@ -16,6 +16,8 @@
 
 #include "core/core_http.h"
 #include "core/core_jobs.h"
+#include "core/core_tls.h"
+#include "hisp/hisp.h"
 #include "core/core_log.h"
 #include "core/core_metrics.h"
 #include "core/core_net.h"
@@ -43,6 +45,9 @@ struct node {
 	struct registry_service registry; /* pool set once the database is open, before serving */
 	int http_fd;
 	struct hie_net_listener *mllp_l; /* bound before the privilege drop, served after the jobs start */
+	struct hie_net_listener *smtp_l; /* the same for Direct SMTP */
+	struct hisp *hisp;
+	SSL_CTX *smtp_tls;               /* [smtp] STARTTLS context, loaded as root with the listener */
 	struct notify_mllp *mllp;
 };
 
@@ -132,6 +137,32 @@ static hie_err_t mllp_bind(struct node *n)
 	return err;
 }
 
+/* Binds the Direct SMTP port ([smtp] listen) before privileges are dropped; "" disables it. */
+static hie_err_t smtp_bind(struct node *n)
+{
+	const char *listen = hie_cfg_str(n->cfg, "smtp", "listen");
+	if (!listen[0])
+		return HIE_OK;
+	hie_err_t err = hie_net_listen(listen, &n->smtp_l);
+	if (err) {
+		hie_log(HIE_LOG_ERR, "event=start.smtp error=bind listen=%s", listen);
+		return err;
+	}
+	return hisp_smtp_tls_load(n->cfg, &n->smtp_tls); /* key files may be readable by root only */
+}
+
+static hie_err_t smtp_start(struct node *n)
+{
+	if (!n->smtp_l)
+		return HIE_OK;
+	hie_err_t err = hisp_service_smtp_start(n->hisp, n->smtp_l, n->smtp_tls);
+	if (!err) {
+		n->smtp_l = NULL; /* owned by the service now */
+		n->smtp_tls = NULL;
+	}
+	return err;
+}
+
 static hie_err_t mllp_start(struct node *n)
 {
 	if (!n->mllp_l)
@@ -191,6 +222,10 @@ static hie_err_t jobs_setup(struct node *n)
 	hie_err_t err = hie_jobs_create(&n->jobs, n->db.pool, &jo);
 	if (!err)
 		err = node_maintenance_register(n->jobs, n->db.pool, c);
+	if (!err)
+		err = hisp_service_open(c, n->db.pool, n->state_dir, &n->hisp);
+	if (!err)
+		err = hisp_service_register_jobs(n->hisp, n->jobs);
 	return err;
 }
 
@@ -203,6 +238,8 @@ static hie_err_t start(struct node *n)
 		err = http_bind(n);
 	if (!err)
 		err = mllp_bind(n);
+	if (!err)
+		err = smtp_bind(n);
 	if (!err)
 		err = metrics_setup(n);
 	/* Reads the TLS key while still root: key files are readable by root only (like nginx). */
@@ -228,6 +265,8 @@ static hie_err_t start(struct node *n)
 	if (!err)
 		err = mllp_start(n);
 	if (!err)
+		err = smtp_start(n);
+	if (!err)
 		err = hie_http_start(n->http);
 	return err;
 }
@@ -239,6 +278,11 @@ static void stop(struct node *n)
 	n->mllp = NULL;
 	hie_net_listener_close(n->mllp_l);
 	n->mllp_l = NULL;
+	hisp_service_smtp_stop(n->hisp, (int)hie_cfg_int(n->cfg, "node", "shutdown_timeout"));
+	hie_net_listener_close(n->smtp_l);
+	n->smtp_l = NULL;
+	hie_tls_ctx_free(n->smtp_tls);
+	n->smtp_tls = NULL;
 	hie_http_stop(n->http);
 	if (n->jobs && hie_jobs_stop(n->jobs) == HIE_ETIMEOUT) {
 		/* Handlers still running past the bound: their leases expire and the jobs run again elsewhere. */
@@ -246,6 +290,7 @@ static void stop(struct node *n)
 		n->jobs = NULL;
 	}
 	hie_jobs_destroy(n->jobs);
+	hisp_service_close(n->hisp); /* after the jobs: handlers use it */
 	hie_http_free(n->http);
 	node_web_free(n->web);
 	node_db_close(&n->db);

@@ -9,6 +9,7 @@
 
 #include "core/core_jobs.h"
 #include "core/core_log.h"
+#include "hisp/hisp.h"
 #include "node/node.h"
 
 int node_cmd_migrate(const struct node_opts *o)
@@ -70,10 +71,15 @@ int node_cmd_status(const struct node_opts *o)
 	}
 	if (!err)
 		err = print_failed(s.db.pool);
+	int rc = 0;
+	if (!err) {
+		struct hisp_cli c = {.pool = s.db.pool, .cfg = s.cfg, .state_dir = s.state_dir, .out = stdout, .err = stderr};
+		rc = hisp_cli_status(&c);
+	}
 	node_oneshot_close(&s);
 	if (err) {
 		fprintf(stderr, "hienode: status failed: %s\n", hie_strerror(err));
 		return 1;
 	}
-	return 0;
+	return rc;
 }
