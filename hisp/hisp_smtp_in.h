@@ -14,6 +14,7 @@
 #ifndef HIENODE_HISP_SMTP_IN_H
 #define HIENODE_HISP_SMTP_IN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <openssl/ssl.h>
@@ -62,5 +63,57 @@ void hisp_smtp_in_stop(struct hisp_smtp_in *s, int grace_ms);
  * fuzz target and the unit tests.
  */
 hie_err_t hisp_smtp_parse_path(const char *arg, size_t len, char *addr, size_t addrlen, long long *size);
+
+/* --- additions by hisp_smtp_in.c (parser exposed for the fuzz target and tests; the DB side) ------------- */
+
+#define HISP_SMTP_LINE_MAX 1000  /* command line without CRLF (512 of RFC 5321 + ESMTP parameters) */
+#define HISP_SMTP_ADDR_MAX 254   /* a path's address (RFC 5321 §4.5.3.1.3 minus <>) */
+#define HISP_SMTP_MAX_ERRORS 10  /* bad commands before 421 and close */
+#define HISP_SMTP_ID_MAX 64      /* bytes of the id store writes (with NUL) */
+
+enum hisp_smtp_verb {
+	HISP_SMTP_UNKNOWN = 0,
+	HISP_SMTP_HELO,
+	HISP_SMTP_EHLO,
+	HISP_SMTP_MAIL,
+	HISP_SMTP_RCPT,
+	HISP_SMTP_DATA,
+	HISP_SMTP_RSET,
+	HISP_SMTP_NOOP,
+	HISP_SMTP_QUIT,
+	HISP_SMTP_VRFY,
+	HISP_SMTP_HELP,
+	HISP_SMTP_STARTTLS,
+};
+
+struct hisp_smtp_cmd {
+	enum hisp_smtp_verb verb;
+	const char *arg;  /* into the line: HELO/EHLO/VRFY/NOOP argument, MAIL/RCPT text after "FROM:"/"TO:";
+			     leading and trailing spaces removed */
+	size_t arglen;
+};
+
+/*
+ * Splits one command line (without CRLF) into verb and argument (verbs case-insensitive). An unknown verb
+ * is HIE_OK with HISP_SMTP_UNKNOWN (500 5.5.1). HIE_EPARSE for a known verb whose syntax is wrong (501):
+ * MAIL without "FROM:", RCPT without "TO:", HELO/EHLO/VRFY without argument, DATA/RSET/QUIT/STARTTLS with
+ * one, control or 8-bit bytes in the line. out->arg points into line.
+ */
+hie_err_t hisp_smtp_cmd_parse(const char *line, size_t len, struct hisp_smtp_cmd *out);
+
+/*
+ * The DB side given as ops by hisp_service.c; arg is the struct hisp * (hisp_svc.h).
+ * hisp_inbox_rcpt: 250 when address is one of hisp_addresses, or has one of our certificates (hisp_certs
+ * with key_file, owner = the address, or owner = its domain when the domain is one of hisp_domains: an
+ * org-bound certificate); 550 otherwise; 451 on a database error. Answers are cached 5 s.
+ * hisp_inbox_store: in ONE transaction, the hisp_inbound row (raw bytes as they came) and the
+ * "hisp.receive" job (payload and dedup key from the row id), then wakes the workers; id = "in-<row id>".
+ * HIE_EDB/HIE_EBUSY/HIE_ETIMEOUT from the database (nothing stored), HIE_EINVAL for bad arguments.
+ */
+int hisp_inbox_rcpt(void *arg, const char *address);
+hie_err_t hisp_inbox_store(void *arg, const struct hisp_envelope *env, const char *data, size_t len, char *id,
+			   size_t idlen);
+/* Forgets every cached RCPT answer (tests; after the operator changed addresses in this process). */
+void hisp_inbox_cache_clear(void);
 
 #endif

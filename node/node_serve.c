@@ -90,17 +90,34 @@ static void collect_jobs(void *ctx, struct hie_metrics_emitter *e)
 	hie_jobs_depth(n->db.pool, emit_depth, e);
 }
 
+static void emit_direct(const char *what, const char *state, long long count, void *arg)
+{
+	const char *labels[] = {what, state};
+	hie_metrics_emit(arg, labels, (double)count);
+}
+
+static void collect_direct(void *ctx, struct hie_metrics_emitter *e)
+{
+	struct node *n = ctx;
+	hisp_counts(n->db.pool, emit_direct, e);
+}
+
 static hie_err_t metrics_setup(struct node *n)
 {
 	static const char *const pool_labels[] = {"state", NULL};
 	static const char *const event_labels[] = {"event", NULL};
 	static const char *const job_labels[] = {"kind", "state", NULL};
+	static const char *const direct_labels[] = {"what", "state", NULL};
 	const struct hie_metric_def pool = {.name = "hienode_db_pool_connections",
 					    .help = "PostgreSQL pool connections by state", .labels = pool_labels};
 	const struct hie_metric_def waits = {.name = "hienode_db_pool_acquire_events_total",
 					     .help = "pool acquires that waited or gave up", .labels = event_labels};
 	const struct hie_metric_def jobs = {.name = "hienode_jobs", .help = "jobs in the queue by kind and state",
 					    .labels = job_labels, .max_series = 512};
+	const struct hie_metric_def direct = {.name = "hienode_direct_messages",
+					      .help = "Direct messages: inbound by state (quarantined: refused), outbound "
+						      "recipients by state",
+					      .labels = direct_labels};
 	n->metrics = hie_metrics_new();
 	if (!n->metrics)
 		return HIE_ENOMEM;
@@ -109,6 +126,8 @@ static hie_err_t metrics_setup(struct node *n)
 		err = hie_metrics_callback(n->metrics, HIE_METRIC_COUNTER, &waits, collect_pool_waits, n);
 	if (!err)
 		err = hie_metrics_callback(n->metrics, HIE_METRIC_GAUGE, &jobs, collect_jobs, n);
+	if (!err)
+		err = hie_metrics_callback(n->metrics, HIE_METRIC_GAUGE, &direct, collect_direct, n);
 	return err;
 }
 
