@@ -70,4 +70,14 @@ struct hisp_mx {
 /* MX of domain sorted by preference; with no MX record, the domain itself (RFC 5321 §5.1). *n ≤ max. */
 hie_err_t hisp_dns_mx(struct hisp_discovery *d, const char *domain, struct hisp_mx *out, size_t max, size_t *n);
 
+/*
+ * `hienode cert discover ADDRESS [--domain LOCAL_DOMAIN] [--no-cache]` (argv[0] = "discover"): builds its own
+ * keys, trust and discovery from c->cfg on c->pool, prints each step ("step SOURCE WHERE: OUTCOME"), then
+ * "result found: …" and one "certificate subject=… sha256=… not_after=…" line per usable certificate, or
+ * "result ENAME: reason". --domain defaults to the only local domain. Exit 0 found, 1 not found / not usable /
+ * failed, 2 bad arguments.
+ */
+struct hisp_cli;
+int hisp_cli_cert_discover(const struct hisp_cli *c, int argc, char **argv);
+
 #endif
