@@ -78,4 +78,9 @@ int hisp_cli_mailbox(const struct hisp_cli *c, int argc, char **argv); /* list A
 /* Direct part of `hienode status`: quarantine, outbound awaiting MDN, failed deliveries. */
 int hisp_cli_status(const struct hisp_cli *c);
 
+/* Metrics (hisp_cli_mailbox.c; owned by helper "notice"): fn once per (what, state) with its count;
+ * what = "inbound" (hisp_inbound states) or "outbound" (hisp_outbound_rcpt states). HIE_EDB, HIE_EBUSY. */
+hie_err_t hisp_counts(struct hie_db_pool *pool, void (*fn)(const char *what, const char *state, long long n, void *arg),
+		      void *arg);
+
 #endif

@@ -89,9 +89,51 @@ hie_err_t hisp_timeout_job(const struct hie_job *job, void *arg, char *errbuf, s
 hie_err_t hisp_mailbox_put(PGconn *tx, const char *address, const char *kind, long long inbound_id,
 			   const char *message_id, const void *content, size_t len);
 
+/* Mailbox items for the CLI and the edge's pull API. */
+struct hisp_mailbox_item {
+	long long id;
+	char kind[8];                /* "message", "mdn", "dsn" */
+	char received_at[40];        /* "2026-01-02 03:04:05+00" (UTC) */
+	long long size;              /* bytes of content */
+	char message_id[256];        /* "" when unknown; made printable */
+	bool acked;
+};
+/* Items of address with id > after_id, oldest first, at most max; fn is called once per item. */
+hie_err_t hisp_mailbox_list(PGconn *conn, const char *address, long long after_id, size_t max,
+			    void (*fn)(const struct hisp_mailbox_item *it, void *arg), void *arg);
+/* Appends item id of address to out (and fills *meta when not NULL). HIE_ENOTFOUND when address has no such item;
+ * HIE_ETOOBIG past out's cap. */
+hie_err_t hisp_mailbox_get(PGconn *conn, const char *address, long long id, struct hie_buf *out,
+			   struct hisp_mailbox_item *meta);
+/* Marks an item acknowledged (idempotent). HIE_ENOTFOUND when address has no such item. */
+hie_err_t hisp_mailbox_ack(PGconn *conn, const char *address, long long id);
+
 /* --- receiving (hisp_receive.c) --------------------------------------------------------------------------- */
 
 /* The hisp.receive job (payload: hisp_inbound id; arg: struct hisp *). */
 hie_err_t hisp_receive_job(const struct hie_job *job, void *arg, char *errbuf, size_t errlen);
+/*
+ * The edge delivered mailbox item mailbox_id to its final destination: when that message asked for
+ * X-DIRECT-FINAL-DESTINATION-DELIVERY, queues the `dispatched` MDN (with the extension field) to its sender, in tx.
+ * Idempotent (the MDN's Message-ID is derived from mailbox_id). HIE_OK without doing anything for notices and
+ * for messages that did not ask; HIE_ENOTFOUND for an unknown item.
+ */
+hie_err_t hisp_mdn_dispatched(struct hisp *h, PGconn *tx, long long mailbox_id);
+
+/* --- message helpers (hisp_mdn.c; pure) --------------------------------------------------------------------- */
+
+/* Which per-recipient group of a DSN to report: hisp_notice_parse() is hisp_notice_parse_nth(…, 0, …).
+ * HIE_ENOTFOUND when nth is past the last recipient group (an MDN has one). */
+hie_err_t hisp_notice_parse_nth(const char *msg, size_t len, unsigned nth, struct hisp_notice_info *out);
+/* True when a Disposition-Notification-Options value asks for X-DIRECT-FINAL-DESTINATION-DELIVERY
+ * ("X-DIRECT-FINAL-DESTINATION-DELIVERY=optional,true" or "=required,true"; case-insensitive). */
+bool hisp_notice_wants_final(const char *value, size_t len);
+/* The nth (0-based) occurrence of header `name` (case-insensitive) in msg's top header block, unfolded and
+ * trimmed, into out (reset first). HIE_ENOTFOUND when absent, HIE_ETOOBIG past out's cap. */
+hie_err_t hisp_msg_header(const char *msg, size_t len, const char *name, unsigned nth, struct hie_buf *out);
+/* Calls fn with each address of an RFC 5322 address list (To, Cc, From: display names, quoted strings,
+ * comments, groups), normalized with hisp_addr_normalize; entries that are not addresses are skipped; fn
+ * returns non-zero to stop early. HIE_EPARSE for an unterminated quote, comment or angle bracket. */
+hie_err_t hisp_addrlist_each(const char *v, size_t len, int (*fn)(const char *addr, void *arg), void *arg);
 
 #endif
