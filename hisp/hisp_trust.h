@@ -36,6 +36,7 @@
 
 #include "core/core_db.h"
 #include "core/core_err.h"
+#include "core/core_jobs.h"
 #include "hisp/hisp_smime.h"
 
 enum hisp_direction { HISP_INCOMING = 1, HISP_OUTGOING = 2 };
@@ -96,5 +97,12 @@ hie_err_t hisp_trust_check(struct hisp_trust *t, X509 *cert, STACK_OF(X509) *unt
 hie_err_t hisp_bundle_parse(const unsigned char *data, size_t len, X509 *signer, STACK_OF(X509) **out);
 /* Fetches and applies bundle id (the hisp.bundle job; payload is the id). */
 hie_err_t hisp_bundle_refresh(struct hisp_trust *t, long long bundle_id, char *reason, size_t rlen);
+/*
+ * The hisp.bundle job handler: arg is the struct hisp *, payload the bundle id. Refreshes the bundle; after a
+ * success (or on the last attempt) queues the next run after the bundle's refresh_hours, with dedup key
+ * "bundle:<id>:<epoch hour of that run>". A bundle that no longer exists ends the chain (HIE_EPERMANENT).
+ * On success reason = "<n> anchors"; on failure the old anchors stay and hisp_bundles.last_error says why.
+ */
+hie_err_t hisp_bundle_job(const struct hie_job *job, void *arg, char *errbuf, size_t errlen);
 
 #endif
