@@ -634,7 +634,8 @@ static hie_err_t from_ldap(struct run *r, bool *done, int *unreachable)
 		char ip[64], where[280];
 		STACK_OF(X509) *cands = NULL;
 		const char *bound = NULL;
-		snprintf(where, sizeof where, "ldap://%s:%d (priority %d, weight %d)", srv[i].target, srv[i].port,
+		/* %.200s: a DNS name is at most 253 bytes; the trace line is for people, cut is fine. */
+		snprintf(where, sizeof where, "ldap://%.200s:%d (priority %d, weight %d)", srv[i].target, srv[i].port,
 			 srv[i].prio, srv[i].weight);
 		err = hisp_dns_addr(r->d, srv[i].target, ip, sizeof ip);
 		if (err == HIE_ENOTFOUND) {

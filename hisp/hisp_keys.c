@@ -188,7 +188,8 @@ static hie_err_t give_to_node(const char *state_dir, const char *path, int fd)
 	struct stat st;
 	if (geteuid() != 0 || stat(state_dir, &st) != 0 || st.st_uid == 0)
 		return HIE_OK;
-	if ((fd >= 0 ? fchown(fd, st.st_uid, st.st_gid) : chown(path, st.st_uid, st.st_gid)) != 0) {
+	int rc = fd >= 0 ? fchown(fd, st.st_uid, st.st_gid) : path ? chown(path, st.st_uid, st.st_gid) : -1;
+	if (rc != 0) {
 		hie_log(HIE_LOG_ERR, "event=hisp.keys.chown errno=%d", errno);
 		return HIE_ESYS;
 	}
@@ -234,7 +235,10 @@ hie_err_t hisp_keys_store_key(const char *state_dir, const char *fp, EVP_PKEY *k
 	int n = snprintf(name, namelen, "%s.pem", fp);
 	if (n < 0 || (size_t)n >= namelen || !safe_name(name))
 		return HIE_EINVAL;
-	snprintf(final, sizeof final, "%s/%s", dir, name);
+	/* The name is a fingerprint (safe_name, < 80 bytes): the path fits, and a cut one is refused anyway. */
+	n = snprintf(final, sizeof final, "%s/%.79s", dir, name);
+	if (n < 0 || (size_t)n >= sizeof final)
+		return HIE_EINVAL;
 	snprintf(tmp, sizeof tmp, "%s/.tmp.XXXXXX", dir);
 	BIO *b = BIO_new(BIO_s_mem());
 	if (!b)
