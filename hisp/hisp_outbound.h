@@ -53,7 +53,10 @@ struct hisp_compose_req {
  * new id without <>. */
 hie_err_t hisp_compose(const struct hisp_compose_req *r, struct hie_buf *out, char *message_id, size_t idlen);
 
-/* The hisp.send job (payload: outbound id; arg: struct hisp *). */
+/* The hisp.send job (payload: outbound id; arg: struct hisp *). Outer headers: From, To, Cc, Date,
+ * Message-ID as in the inner message, MIME-Version, Disposition-Notification-Options for messages only;
+ * never the Subject (PHI stays inside the envelope). HIE_EIO "deferred: N recipients" while some wait;
+ * the last attempt fails them with 4.4.1 and returns HIE_OK. */
 hie_err_t hisp_send_job(const struct hie_job *job, void *arg, char *errbuf, size_t errlen);
 
 /* One SMTP transaction to host:port (hisp_smtp_out.c). rcpt_status[i] receives each recipient's reply code
@@ -67,5 +70,17 @@ struct hisp_smtp_out_opts {
 hie_err_t hisp_smtp_out_send(const char *host, int port, const struct hisp_smtp_out_opts *o, const char *mail_from,
 			     const char *const *rcpts, size_t nrcpts, const char *data, size_t len, int *rcpt_status,
 			     char *reply, size_t replylen);
+/*
+ * Additions (helper "outbound"), details in hisp_smtp_out.c:
+ * - rcpt_status[i] is the recipient's effective outcome: its RCPT reply when that refused it, else the reply
+ *   to the end of DATA; a MAIL FROM refusal is given to every recipient; 0 = undecided (no connection,
+ *   timeout, dropped: retry). reply (may be NULL) gets the first refusal "550 5.1.1 text", made printable.
+ * - HIE_EDENIED: the peer answered but accepted the message for nobody (the codes say 4xx or 5xx);
+ *   HIE_EINVAL: bad host/addresses (CR, LF, blanks, <>), no recipient, or a message libESMTP would alter
+ *   (missing Date/From/Message-ID, Return-Path, repeated single fields): what leaves is byte for byte data
+ *   (bare LF/CR made CRLF, a final CRLF added).
+ * - tls 1 and 2 never authenticate the peer's certificate (S/MIME protects the content); TLS 1.2 only;
+ *   tls 1 retries once in clear when the STARTTLS handshake itself fails, tls 2 does not.
+ */
 
 #endif
