@@ -74,7 +74,7 @@ int hisp_cli_cert(const struct hisp_cli *c, int argc, char **argv);    /* import
 int hisp_cli_trust(const struct hisp_cli *c, int argc, char **argv);   /* add, list, remove, bundle add|list|refresh */
 int hisp_cli_route(const struct hisp_cli *c, int argc, char **argv);   /* add, list, remove */
 int hisp_cli_send(const struct hisp_cli *c, int argc, char **argv);    /* --from --to --cc --subject --body --attach */
-int hisp_cli_mailbox(const struct hisp_cli *c, int argc, char **argv); /* list ADDR, get ADDR ID */
+int hisp_cli_mailbox(const struct hisp_cli *c, int argc, char **argv); /* list ADDR, get ADDR ID, ack ADDR ID */
 /* Direct part of `hienode status`: quarantine, outbound awaiting MDN, failed deliveries. */
 int hisp_cli_status(const struct hisp_cli *c);
 

@@ -18,6 +18,7 @@
 #include "core/core_db.h"
 #include "hisp/hisp.h"
 #include "hisp/hisp_notice.h"
+#include "hisp/hisp_svc.h"
 #include "hisp/hisp_trust.h"
 
 #define MAILBOX_GET_MAX ((size_t)1 << 30)
@@ -94,6 +95,45 @@ static int mailbox_get(const struct hisp_cli *c, PGconn *conn, const char *addr,
 	return rc;
 }
 
+struct ack_tx {
+	struct hisp *h;
+	const char *addr;
+	long long id;
+};
+
+/* The item is acknowledged and, when its sender asked for final destination delivery, the dispatched MDN
+ * is queued: in one transaction, so an acknowledged item always has its MDN (and only one: its id is fixed). */
+static hie_err_t ack_fn(PGconn *tx, void *arg)
+{
+	struct ack_tx *a = arg;
+	hie_err_t err = hisp_mailbox_ack(tx, a->addr, a->id);
+	if (!err)
+		err = hisp_mdn_dispatched(a->h, tx, a->id);
+	return err;
+}
+
+static int mailbox_ack(const struct hisp_cli *c, const char *addr, const char *ids)
+{
+	struct hisp h = {.cfg = c->cfg, .pool = c->pool};
+	struct ack_tx a = {.h = &h, .addr = addr};
+	if (parse_id(ids, &a.id) != 0) {
+		fprintf(c->err, "mailbox ack: bad id '%s'\n", ids);
+		return 2;
+	}
+	hisp_hostname(c->cfg, h.hostname, sizeof h.hostname);
+	hie_err_t err = hie_db_tx(c->pool, ack_fn, &a);
+	if (err == HIE_ENOTFOUND) {
+		fprintf(c->err, "mailbox ack: no item %lld for %s\n", a.id, addr);
+		return 1;
+	}
+	if (err) {
+		fprintf(c->err, "mailbox ack: %s\n", hie_strerror(err));
+		return 1;
+	}
+	fprintf(c->out, "acked id=%lld\n", a.id);
+	return 0;
+}
+
 int hisp_cli_mailbox(const struct hisp_cli *c, int argc, char **argv)
 {
 	char addr[256];
@@ -103,26 +143,28 @@ int hisp_cli_mailbox(const struct hisp_cli *c, int argc, char **argv)
 		fprintf(c->err, "mailbox: missing verb (list ADDR | get ADDR ID)\n");
 		return 2;
 	}
-	bool list = strcmp(argv[0], "list") == 0, get = strcmp(argv[0], "get") == 0;
-	if (!list && !get) {
-		fprintf(c->err, "mailbox: unknown verb '%s' (list ADDR | get ADDR ID)\n", argv[0]);
+	bool list = strcmp(argv[0], "list") == 0, get = strcmp(argv[0], "get") == 0, ack = strcmp(argv[0], "ack") == 0;
+	if (!list && !get && !ack) {
+		fprintf(c->err, "mailbox: unknown verb '%s' (list ADDR | get ADDR ID | ack ADDR ID)\n", argv[0]);
 		return 2;
 	}
-	if ((list && argc != 2) || (get && argc != 3)) {
-		fprintf(c->err, "mailbox %s: usage: mailbox %s\n", argv[0], list ? "list ADDR" : "get ADDR ID");
+	if ((list && argc != 2) || (!list && argc != 3)) {
+		fprintf(c->err, "mailbox %s: usage: mailbox %s %s\n", argv[0], argv[0], list ? "ADDR" : "ADDR ID");
 		return 2;
 	}
 	if (hisp_addr_normalize(argv[1], false, addr, sizeof addr) != HIE_OK) {
 		fprintf(c->err, "mailbox %s: bad address '%s'\n", argv[0], argv[1]);
 		return 2;
 	}
-	if (get) {
+	if (!list) {
 		long long id;
 		if (parse_id(argv[2], &id) != 0) {
-			fprintf(c->err, "mailbox get: bad id '%s'\n", argv[2]);
+			fprintf(c->err, "mailbox %s: bad id '%s'\n", argv[0], argv[2]);
 			return 2;
 		}
 	}
+	if (ack)
+		return mailbox_ack(c, addr, argv[2]);
 	hie_err_t err = hie_db_acquire(c->pool, -1, &conn);
 	if (err) {
 		fprintf(c->err, "mailbox: database: %s\n", hie_strerror(err));

@@ -24,6 +24,19 @@ void hisp_wake(struct hisp *h)
 		hie_jobs_wake(h->jobs);
 }
 
+void hisp_hostname(const struct hie_cfg *cfg, char *out, size_t outlen)
+{
+	const char *host = hie_cfg_str(cfg, "direct", "hostname");
+	out[0] = '\0';
+	if (host[0])
+		snprintf(out, outlen, "%s", host);
+	else if (gethostname(out, outlen - 1) != 0)
+		out[0] = '\0';
+	out[outlen - 1] = '\0';
+	if (!out[0])
+		snprintf(out, outlen, "localhost");
+}
+
 static hie_err_t load_algs(const struct hie_cfg *cfg, struct hisp_smime_algs *a)
 {
 	if (hisp_cipher_parse(hie_cfg_str(cfg, "direct", "cipher"), &a->cipher) ||
@@ -52,11 +65,7 @@ hie_err_t hisp_service_open(const struct hie_cfg *cfg, struct hie_db_pool *pool,
 	h->cfg = cfg;
 	h->pool = pool;
 	snprintf(h->state_dir, sizeof h->state_dir, "%s", state_dir);
-	const char *host = hie_cfg_str(cfg, "direct", "hostname");
-	if (host[0])
-		snprintf(h->hostname, sizeof h->hostname, "%s", host);
-	else if (gethostname(h->hostname, sizeof h->hostname - 1) != 0 || !h->hostname[0])
-		snprintf(h->hostname, sizeof h->hostname, "localhost");
+	hisp_hostname(cfg, h->hostname, sizeof h->hostname);
 	h->mdn_timeout_ms = hie_cfg_int(cfg, "direct", "mdn_timeout");
 	snprintf(h->smarthost, sizeof h->smarthost, "%s", hie_cfg_str(cfg, "direct", "smarthost"));
 	h->smtp_out_timeout_ms = (int)hie_cfg_int(cfg, "direct", "smtp_timeout");

@@ -36,6 +36,9 @@ struct hisp {
 	SSL_CTX *smtp_tls;             /* [smtp] tls_cert / tls_key, or NULL */
 };
 
+/* [direct] hostname, or the system's host name ("localhost" when it has none), into out. */
+void hisp_hostname(const struct hie_cfg *cfg, char *out, size_t outlen);
+
 /* Wakes the job workers after a commit that enqueued jobs (no-op without a pool). */
 void hisp_wake(struct hisp *h);
 

@@ -28,7 +28,9 @@ static const struct {
 	{"route", node_cmd_route, "add DOMAIN HOST:PORT | list | remove DOMAIN: next hop for a recipient domain"},
 	{"send", node_cmd_send, "--from ADDR --to ADDR [--cc ADDR] --subject S [--body FILE] [--attach FILE]...: "
 				"sign, encrypt and deliver a Direct message"},
-	{"mailbox", node_cmd_mailbox, "list ADDR | get ADDR ID: what arrived for a local Direct address"},
+	{"mailbox", node_cmd_mailbox, "list ADDR | get ADDR ID | ack ADDR ID: what arrived for a local Direct "
+				      "address; ack = delivered to its final destination (sends the dispatched MDN "
+				      "when the sender asked for it)"},
 };
 
 static void usage(FILE *out)
