@@ -2,7 +2,8 @@
 # Runs the XDS.b benchmarks against a Release build of the node and prints one table at the end.
 #   bench/run.sh                 full run (several minutes: the FindDocuments data set is 1,000,000 entries)
 #   BENCH_QUICK=1 bench/run.sh   smoke run (small sizes, under a minute)
-#   bench/run.sh register find   only some of: register find retrieve
+#   bench/run.sh register find   only some of: register find retrieve direct
+#   (direct: Direct end to end over SMTP, bench/direct_e2e.py; sizes BENCH_DIRECT_* in its header)
 # Sizes: see the header of each bench/xds_*.py (BENCH_REG_*, BENCH_FIND_*, BENCH_RET_*). BENCH_PERF=1 adds a
 # `perf record -a` profile of every HTTP phase. HIENODE_BIN overrides the binary (default build-bench/hienode,
 # built here with CMAKE_BUILD_TYPE=Release when missing or older than the sources).
@@ -30,12 +31,13 @@ export HIENODE_BIN
 results=$(mktemp /tmp/bench-results.XXXXXX)
 export BENCH_RESULTS="$results"
 trap 'rm -f "$results"' EXIT
-set -- ${*:-register find retrieve}
+set -- ${*:-register find retrieve direct}
 status=0
 for b in "$@"; do
 	case "$b" in
 	register | find | retrieve) python3 "$here/xds_$b.py" || status=1 ;;
-	*) echo "unknown benchmark $b (register, find, retrieve)" >&2; exit 2 ;;
+	direct) python3 "$here/direct_e2e.py" || status=1 ;;
+	*) echo "unknown benchmark $b (register, find, retrieve, direct)" >&2; exit 2 ;;
 	esac
 	echo
 done
