@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/core_log.h"
+#include "core/core_text.h"
 
 static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
@@ -395,38 +396,6 @@ char *hie_metrics_format_value(char *dst, size_t dstlen, double v)
 	return dst;
 }
 
-/* Length of a valid UTF-8 sequence at s[0..n), or 0 when it is not one. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	size_t len;
-	uint32_t cp;
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xe0) == 0xc0) {
-		len = 2;
-		cp = s[0] & 0x1f;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		len = 3;
-		cp = s[0] & 0x0f;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		len = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-	if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 /*
  * Escapes text for a label value (quote = 1: backslash, double quote and newline) or a HELP line (quote = 0:
  * backslash and newline) as the exposition format says. Bytes that
@@ -438,7 +407,7 @@ static hie_err_t add_escaped(struct hie_buf *out, const char *s, int quote)
 	hie_err_t err = HIE_OK;
 	for (size_t i = 0; i < n && !err;) {
 		unsigned char c = (unsigned char)s[i];
-		size_t len = utf8_len((const unsigned char *)s + i, n - i);
+		size_t len = hie_text_utf8_len((const unsigned char *)s + i, n - i);
 		if (c == '\\')
 			err = hie_buf_add(out, "\\\\", 2);
 		else if (c == '\n')

@@ -228,6 +228,33 @@ struct apply_ctx {
 	long long inserted;
 };
 
+hie_err_t hisp_anchor_insert(PGconn *conn, const char *domain, const char *direction, const char *bundle_id, X509 *x,
+			     char *fp, char *subject, size_t slen, bool *added)
+{
+	*added = false;
+	unsigned char *der = NULL;
+	int dlen = i2d_X509(x, &der);
+	if (dlen <= 0 || hisp_cert_fingerprint(x, fp, HISP_FP_LEN + 1)) {
+		OPENSSL_free(der);
+		return HIE_ETLS;
+	}
+	hisp_cert_subject(x, subject, slen);
+	const char *v[] = {domain, direction, (const char *)der, fp, subject, bundle_id};
+	const int l[] = {0, 0, dlen, 0, 0, 0};
+	const int f[] = {0, 0, 1, 0, 0, 0};
+	PGresult *r;
+	hie_err_t err = hie_db_exec_bin(conn,
+					"INSERT INTO hisp_anchors (domain, direction, der, fingerprint, subject, bundle_id)"
+					" VALUES ($1, $2, $3, $4, $5, $6::bigint) ON CONFLICT DO NOTHING",
+					6, v, l, f, 0, &r);
+	OPENSSL_free(der);
+	if (!err) {
+		*added = strcmp(PQcmdTuples(r), "1") == 0;
+		PQclear(r);
+	}
+	return err;
+}
+
 static hie_err_t apply_tx(PGconn *conn, void *arg)
 {
 	struct apply_ctx *a = arg;
@@ -257,28 +284,11 @@ static hie_err_t apply_tx(PGconn *conn, void *arg)
 	PQclear(r);
 	err = hie_db_exec(conn, "DELETE FROM hisp_anchors WHERE bundle_id = $1::bigint", 1, p1, NULL);
 	for (int i = 0; !err && i < sk_X509_num(a->certs); i++) {
-		X509 *x = sk_X509_value(a->certs, i);
 		char fp[HISP_FP_LEN + 1], subject[512];
-		unsigned char *der = NULL;
-		int dlen = i2d_X509(x, &der);
-		if (dlen <= 0 || hisp_cert_fingerprint(x, fp, sizeof fp)) {
-			OPENSSL_free(der);
-			err = HIE_ETLS;
-			break;
-		}
-		hisp_cert_subject(x, subject, sizeof subject);
-		const char *v[] = {domain, direction, (const char *)der, fp, subject, ids};
-		const int l[] = {0, 0, dlen, 0, 0, 0};
-		const int f[] = {0, 0, 1, 0, 0, 0};
-		err = hie_db_exec_bin(conn,
-				      "INSERT INTO hisp_anchors (domain, direction, der, fingerprint, subject, bundle_id)"
-				      " VALUES ($1, $2, $3, $4, $5, $6::bigint) ON CONFLICT DO NOTHING",
-				      6, v, l, f, 0, &r);
-		OPENSSL_free(der);
-		if (!err) {
-			a->inserted += strcmp(PQcmdTuples(r), "1") == 0;
-			PQclear(r);
-		}
+		bool added;
+		err = hisp_anchor_insert(conn, domain, direction, ids, sk_X509_value(a->certs, i), fp, subject,
+					 sizeof subject, &added);
+		a->inserted += added;
 	}
 	snprintf(n, sizeof n, "%lld", a->inserted);
 	const char *p2[] = {ids, n};

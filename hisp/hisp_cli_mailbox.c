@@ -20,6 +20,7 @@
 #include "hisp/hisp_notice.h"
 #include "hisp/hisp_svc.h"
 #include "hisp/hisp_trust.h"
+#include "hisp/hisp_util.h"
 
 #define MAILBOX_GET_MAX ((size_t)1 << 30)
 
@@ -177,14 +178,6 @@ int hisp_cli_mailbox(const struct hisp_cli *c, int argc, char **argv)
 
 /* --- status ---------------------------------------------------------------------------------------------- */
 
-static void printable(const char *s, char *out, size_t outlen)
-{
-	size_t n = 0;
-	for (; s && *s && n + 1 < outlen; s++)
-		out[n++] = ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e) ? '?' : *s;
-	out[n] = '\0';
-}
-
 struct section {
 	const char *title;
 	const char *sql;
@@ -231,7 +224,7 @@ static hie_err_t print_section(const struct hisp_cli *c, PGconn *conn, const str
 		fprintf(c->out, " ");
 		for (int k = 0; k < s->ncols && k < PQnfields(r); k++) {
 			char v[300];
-			printable(PQgetvalue(r, i, k), v, sizeof v);
+			hisp_printable(PQgetvalue(r, i, k), v, sizeof v, '?');
 			/* the last column is free text (a reason); the others never hold spaces */
 			fprintf(c->out, " %s=%s", s->keys[k], v);
 		}

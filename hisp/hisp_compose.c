@@ -21,8 +21,10 @@
 #include <time.h>
 
 #include "core/core_mime.h"
+#include "core/core_text.h"
 #include "hisp/hisp_outbound.h"
 #include "hisp/hisp_trust.h"
+#include "hisp/hisp_util.h"
 
 #define TRY(x)                                                                                                     \
 	do {                                                                                                       \
@@ -71,55 +73,12 @@ static bool is_ascii(const char *s, size_t n)
 	return true;
 }
 
-/* Length of the UTF-8 sequence at s (≤ n bytes), 0 when invalid (overlong, surrogates, > U+10FFFF). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	if (s[0] < 0x80)
-		return 1;
-	size_t len;
-	uint32_t cp;
-	if ((s[0] & 0xe0) == 0xc0) {
-		len = 2;
-		cp = s[0] & 0x1f;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		len = 3;
-		cp = s[0] & 0x0f;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		len = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
-	if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-static bool utf8_valid(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		size_t l = utf8_len((const unsigned char *)s + i, n - i);
-		if (!l)
-			return false;
-		i += l;
-	}
-	return true;
-}
-
 /* Subject: as is when short printable ASCII; otherwise encoded-words of at most 75 characters, folded. */
 static hie_err_t add_subject(struct hie_buf *b, const char *s)
 {
 	size_t n = strlen(s);
 	hie_err_t err;
-	if (!header_safe(s, n) || !utf8_valid(s, n))
+	if (!header_safe(s, n) || !hie_text_utf8_valid(s, n))
 		return HIE_EINVAL;
 	if (is_ascii(s, n) && n <= 900 && strstr(s, "=?") == NULL)
 		return hie_buf_addf(b, "Subject: %s\r\n", s);
@@ -132,7 +91,7 @@ static hie_err_t add_subject(struct hie_buf *b, const char *s)
 		 * never split a character (§5). */
 		size_t j = i;
 		while (j < n) {
-			size_t l = utf8_len((const unsigned char *)s + j, n - j);
+			size_t l = hie_text_utf8_len((const unsigned char *)s + j, n - j);
 			if (j + l - i > 42)
 				break;
 			j += l;
@@ -162,20 +121,6 @@ static hie_err_t add_addrs(struct hie_buf *b, const char *name, const char *cons
 	if (!err)
 		err = hie_buf_addstr(b, "\r\n");
 	return err;
-}
-
-/* RFC 5322 §3.3 date in UTC with English names whatever the locale. */
-static hie_err_t add_date(struct hie_buf *b)
-{
-	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-	time_t now = time(NULL);
-	struct tm tm;
-	if (!gmtime_r(&now, &tm))
-		return HIE_ESYS;
-	return hie_buf_addf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n", days[tm.tm_wday], tm.tm_mday,
-			    months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 /* 7bit: no NUL, no 8-bit byte, CR only before LF, lines ≤ 998 bytes. */
@@ -368,7 +313,7 @@ static hie_err_t check_request(const struct hisp_compose_req *r)
 	for (size_t i = 0; i < r->natt; i++) {
 		const char *nm = r->att[i].name;
 		if (!nm || !nm[0] || strlen(nm) > 255 || !header_safe(nm, strlen(nm)) ||
-		    !utf8_valid(nm, strlen(nm)) || (r->att[i].len && !r->att[i].data))
+		    !hie_text_utf8_valid(nm, strlen(nm)) || (r->att[i].len && !r->att[i].data))
 			return HIE_EINVAL;
 	}
 	return HIE_OK;
@@ -394,7 +339,7 @@ hie_err_t hisp_compose(const struct hisp_compose_req *r, struct hie_buf *out, ch
 	if (r->ncc)
 		TRY(add_addrs(out, "Cc", r->cc, r->ncc));
 	TRY(add_subject(out, r->subject));
-	TRY(add_date(out));
+	TRY(hisp_add_date(out));
 	TRY(hie_buf_addf(out, "Message-ID: <%s>\r\nMIME-Version: 1.0\r\n", message_id));
 	TRY(hie_buf_addstr(out, "Disposition-Notification-Options: X-DIRECT-FINAL-DESTINATION-DELIVERY=optional,true\r\n"));
 	const char *body = r->body ? r->body : "";

@@ -38,6 +38,7 @@
 #include "core/core_time.h"
 #include "hisp/hisp.h"
 #include "hisp/hisp_discovery_int.h"
+#include "hisp/hisp_util.h"
 
 #define MAX_LDAP_ENTRIES 20
 #define MAX_NAMING_CONTEXTS 8
@@ -89,17 +90,6 @@ __attribute__((format(printf, 4, 5))) static void step(struct hisp_discovery_tra
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(s->outcome, sizeof s->outcome, fmt, ap);
-	va_end(ap);
-}
-
-static void set_reason(char *reason, size_t rlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_reason(char *reason, size_t rlen, const char *fmt, ...)
-{
-	if (!reason || rlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(reason, rlen, fmt, ap);
 	va_end(ap);
 }
 
@@ -488,12 +478,12 @@ static hie_err_t decide(struct run *r, const char *source, const char *where, ST
 	if (k > 0) {
 		step(r->trace, source, where, "%d certificate%s, %d usable%s", n, n == 1 ? "" : "s", k, extra);
 		*r->out = ok;
-		set_reason(r->reason, r->rlen, "%s %s", source, where);
+		hisp_reason(r->reason, r->rlen, "%s %s", source, where);
 		return HIE_OK;
 	}
 	sk_X509_free(ok);
 	step(r->trace, source, where, "%d certificate%s, none usable: %s%s", n, n == 1 ? "" : "s", why, extra);
-	set_reason(r->reason, r->rlen, "%s %s: %s", source, where, why);
+	hisp_reason(r->reason, r->rlen, "%s %s: %s", source, where, why);
 	return HIE_EDENIED;
 }
 
@@ -522,7 +512,7 @@ static hie_err_t from_local(struct run *r, bool *done)
 	err = select_usable(r->d, cands, r->local_domain, r->address, &ok, why, sizeof why);
 	if (!err && sk_X509_num(ok) > 0) {
 		step(r->trace, "local", "store", "%d certificates, %d usable", sk_X509_num(cands), sk_X509_num(ok));
-		set_reason(r->reason, r->rlen, "local store");
+		hisp_reason(r->reason, r->rlen, "local store");
 		*r->out = ok;
 		ok = NULL;
 		*done = true;
@@ -550,7 +540,7 @@ static hie_err_t from_cache(struct run *r, bool *done, hie_err_t *result)
 	if (sk_X509_num(cands) == 0) {
 		sk_X509_free(cands);
 		step(r->trace, "cache", source, "nothing found earlier");
-		set_reason(r->reason, r->rlen, "no certificate found (cached)");
+		hisp_reason(r->reason, r->rlen, "no certificate found (cached)");
 		*done = true;
 		*result = HIE_ENOTFOUND;
 		return HIE_OK;
@@ -560,7 +550,7 @@ static hie_err_t from_cache(struct run *r, bool *done, hie_err_t *result)
 	err = select_usable(r->d, cands, r->local_domain, r->address, &ok, why, sizeof why);
 	if (!err && sk_X509_num(ok) > 0) {
 		step(r->trace, "cache", source, "%d certificates, %d usable", sk_X509_num(cands), sk_X509_num(ok));
-		set_reason(r->reason, r->rlen, "cache (%s)", source);
+		hisp_reason(r->reason, r->rlen, "cache (%s)", source);
 		*r->out = ok;
 		ok = NULL;
 		*done = true;
@@ -584,7 +574,7 @@ static hie_err_t from_dns(struct run *r, const char *owner, bool *done)
 	hie_err_t err = hisp_dns_cert_ex(r->d, owner, &cands, &ttl, &info);
 	if (err) {
 		step(r->trace, "dns", owner, "%s", err == HIE_ETIMEOUT ? "timeout" : hie_strerror(err));
-		set_reason(r->reason, r->rlen, "dns %s: %s", owner, err == HIE_ETIMEOUT ? "timeout" : hie_strerror(err));
+		hisp_reason(r->reason, r->rlen, "dns %s: %s", owner, err == HIE_ETIMEOUT ? "timeout" : hie_strerror(err));
 		*done = true;
 		return err;
 	}
@@ -596,7 +586,7 @@ static hie_err_t from_dns(struct run *r, const char *owner, bool *done)
 		sk_X509_free(cands);
 		if (info.fetch_failed) { /* an IPKIX URL could not be fetched: we cannot say "none" */
 			step(r->trace, "dns", owner, "%d record(s), certificate URL unreachable", info.records);
-			set_reason(r->reason, r->rlen, "dns %s: certificate URL unreachable", owner);
+			hisp_reason(r->reason, r->rlen, "dns %s: certificate URL unreachable", owner);
 			*done = true;
 			return HIE_EIO;
 		}
@@ -625,7 +615,7 @@ static hie_err_t from_ldap(struct run *r, bool *done, int *unreachable)
 	hie_err_t err = hisp_dns_srv(r->d, name, srv, HISP_DISC_MAX_SRV, &n);
 	if (err) {
 		step(r->trace, "dns", name, "%s", err == HIE_ETIMEOUT ? "timeout" : hie_strerror(err));
-		set_reason(r->reason, r->rlen, "dns %s: %s", name, err == HIE_ETIMEOUT ? "timeout" : hie_strerror(err));
+		hisp_reason(r->reason, r->rlen, "dns %s: %s", name, err == HIE_ETIMEOUT ? "timeout" : hie_strerror(err));
 		*done = true;
 		return err;
 	}
@@ -682,10 +672,10 @@ hie_err_t hisp_discover(struct hisp_discovery *d, const char *local_domain, cons
 	*out = NULL;
 	if (trace)
 		trace->n = 0;
-	set_reason(reason, rlen, "%s", "");
+	hisp_reason(reason, rlen, "%s", "");
 	if (hisp_addr_normalize(address, false, addr, sizeof addr) != HIE_OK ||
 	    hisp_addr_normalize(local_domain, true, ldom, sizeof ldom) != HIE_OK) {
-		set_reason(reason, rlen, "not an address");
+		hisp_reason(reason, rlen, "not an address");
 		return HIE_EINVAL;
 	}
 	struct run r = {.d = d, .local_domain = ldom, .address = addr, .out = out, .reason = reason, .rlen = rlen,
@@ -714,12 +704,12 @@ hie_err_t hisp_discover(struct hisp_discovery *d, const char *local_domain, cons
 	if (err || done)
 		goto out;
 	if (unreachable > 0) { /* a server that might hold it did not answer: not a verdict, retry later */
-		set_reason(reason, rlen, "no certificate found; %d LDAP server%s unavailable", unreachable,
+		hisp_reason(reason, rlen, "no certificate found; %d LDAP server%s unavailable", unreachable,
 			   unreachable == 1 ? "" : "s");
 		err = HIE_EIO;
 		goto out;
 	}
-	set_reason(reason, rlen, "no certificate in DNS or LDAP");
+	hisp_reason(reason, rlen, "no certificate in DNS or LDAP");
 	cache_put(d, addr, NULL, "none", -1);
 	err = HIE_ENOTFOUND;
 out:

@@ -28,6 +28,7 @@
 #include "core/core_mime.h"
 #include "hisp/hisp_notice.h"
 #include "hisp/hisp_trust.h"
+#include "hisp/hisp_util.h"
 
 #define REPORT_BOUNDARY "=_hienode_report_0"
 #define FIELD_MAX 4096 /* one unfolded field value we look at */
@@ -374,19 +375,26 @@ static const struct hie_mime_part *child_of_type(const struct hie_mime_part *top
 	return NULL;
 }
 
+/* The decoded body of top's first child of type into *body, initialised with cap (the caller frees it whatever
+ * happens). HIE_EPARSE when there is no such child or it does not decode. */
+static hie_err_t child_body(const struct hie_mime_part *top, const char *type, size_t cap,
+			    const struct hie_mime_part **part, struct hie_buf *body)
+{
+	hie_buf_init(body, cap);
+	*part = child_of_type(top, type);
+	if (!*part || hie_mime_decode(*part, body) != HIE_OK)
+		return HIE_EPARSE;
+	return HIE_OK;
+}
+
 static hie_err_t parse_mdn(const struct hie_mime_part *top, struct hisp_notice_info *o)
 {
-	const struct hie_mime_part *p = child_of_type(top, "message/disposition-notification");
+	const struct hie_mime_part *p;
 	struct hie_buf body;
 	bool have_disp = false;
-	hie_err_t err = HIE_OK;
-	if (!p)
-		return HIE_EPARSE;
-	hie_buf_init(&body, 64 * 1024);
-	if (hie_mime_decode(p, &body) != HIE_OK) {
-		err = HIE_EPARSE;
+	hie_err_t err = child_body(top, "message/disposition-notification", 64 * 1024, &p, &body);
+	if (err)
 		goto out;
-	}
 	struct fields it = {.p = body.data, .len = body.len};
 	struct fld f;
 	int r;
@@ -426,16 +434,11 @@ static hie_err_t dsn_original_id(const struct hie_mime_part *top, struct hisp_no
 
 static hie_err_t parse_dsn(const struct hie_mime_part *top, unsigned nth, struct hisp_notice_info *o)
 {
-	const struct hie_mime_part *p = child_of_type(top, "message/delivery-status");
+	const struct hie_mime_part *p;
 	struct hie_buf body;
-	hie_err_t err = HIE_OK;
-	if (!p)
-		return HIE_EPARSE;
-	hie_buf_init(&body, 256 * 1024);
-	if (hie_mime_decode(p, &body) != HIE_OK) {
-		err = HIE_EPARSE;
+	hie_err_t err = child_body(top, "message/delivery-status", 256 * 1024, &p, &body);
+	if (err)
 		goto out;
-	}
 	struct fields it = {.p = body.data, .len = body.len};
 	struct fld f;
 	unsigned group = 0, rcpt = 0;
@@ -547,19 +550,6 @@ static bool id_ok(const char *s)
 	return line_ok(s, 250) && !strchr(s, '<') && !strchr(s, '>');
 }
 
-static hie_err_t add_date(struct hie_buf *out)
-{
-	static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-	static const char *const mo[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-	time_t now = time(NULL);
-	struct tm tm;
-	if (!gmtime_r(&now, &tm))
-		return HIE_EINVAL;
-	return hie_buf_addf(out, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n", wd[tm.tm_wday % 7], tm.tm_mday,
-			    mo[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
 static const char *subject_word(const char *disp)
 {
 	if (strcmp(disp, "dispatched") == 0)
@@ -589,7 +579,7 @@ hie_err_t hisp_mdn_build(const struct hisp_mdn_req *r, struct hie_buf *out)
 	else if (!err)
 		err = hie_buf_addf(out, "Subject: %s\r\n", word);
 	if (!err)
-		err = add_date(out);
+		err = hisp_add_date(out);
 	if (!err)
 		err = hie_buf_addf(out,
 				   "Message-ID: <%s>\r\nIn-Reply-To: <%s>\r\nMIME-Version: 1.0\r\n"
@@ -656,11 +646,8 @@ static bool status_ok(const char *s)
 /* Diagnostic text may come from a remote SMTP reply: made printable and cut, never rejected. */
 static void clean_text(const char *s, char *out, size_t outlen)
 {
-	size_t n = 0;
-	for (; s && *s && n + 1 < outlen; s++)
-		out[n++] = ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e) ? ' ' : *s;
-	out[n] = '\0';
-	if (n == 0)
+	hisp_printable(s, out, outlen, ' ');
+	if (!out[0])
 		snprintf(out, outlen, "delivery failed");
 }
 
@@ -695,7 +682,7 @@ hie_err_t hisp_dsn_build(const struct hisp_dsn_req *r, struct hie_buf *out)
 				     "Subject: Delivery Status Notification (Failure)\r\n",
 				     hisp_addr_domain(r->to), r->to);
 	if (!err)
-		err = add_date(out);
+		err = hisp_add_date(out);
 	if (!err)
 		err = hie_buf_addf(out,
 				   "Message-ID: <%s>\r\nIn-Reply-To: <%s>\r\nAuto-Submitted: auto-replied\r\n"

@@ -44,6 +44,7 @@
 #include "hisp/hisp_smime.h"
 #include "hisp/hisp_svc.h"
 #include "hisp/hisp_trust.h"
+#include "hisp/hisp_util.h"
 
 #define MAX_RCPTS 1000
 #define MAX_MX 10
@@ -317,18 +318,6 @@ static hie_err_t copy_field(const char *msg, size_t len, const char *name, struc
 	return HIE_OK;
 }
 
-static hie_err_t add_date(struct hie_buf *b)
-{
-	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	return hie_buf_addf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n", days[tm.tm_wday], tm.tm_mday,
-			    months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
 /* Outer headers (see the file header) followed by the S/MIME entity. */
 static hie_err_t outer_message(const struct send *s, const struct hie_buf *entity, struct hie_buf *out)
 {
@@ -340,7 +329,7 @@ static hie_err_t outer_message(const struct send *s, const struct hie_buf *entit
 		if (err || found)
 			continue;
 		if (strcmp(copied[i], "Date") == 0)
-			err = add_date(out);
+			err = hisp_add_date(out);
 		else if (strcmp(copied[i], "Message-ID") == 0)
 			err = hie_buf_addf(out, "Message-ID: <%s>\r\n", s->message_id);
 		else if (strcmp(copied[i], "From") == 0)

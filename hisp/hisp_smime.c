@@ -118,6 +118,17 @@ static bool cms_final_once(CMS_ContentInfo *cms, const char *data, size_t n, BIO
 	return ok;
 }
 
+/* After CMS_final (final_ok): the DER of cms into *der (OPENSSL_free). op_final / op_der name the failing step. */
+static hie_err_t finish_der(CMS_ContentInfo *cms, bool final_ok, const char *op_final, const char *op_der,
+			    unsigned char **der, int *derlen)
+{
+	if (!final_ok)
+		return ossl_fail(op_final);
+	*der = NULL;
+	*derlen = i2d_CMS_ContentInfo(cms, der);
+	return *derlen <= 0 ? ossl_fail(op_der) : HIE_OK;
+}
+
 /* SMIMECapabilities we can decrypt, strongest first (RFC 8551 §2.5.2), instead of OpenSSL's list with 3DES and RC2. */
 static hie_err_t add_smimecap(CMS_SignerInfo *si)
 {
@@ -152,14 +163,7 @@ static hie_err_t sign_entity(const char *data, size_t n, const struct hisp_keypa
 		if ((err = add_smimecap(si)))
 			goto out;
 	}
-	if (!cms_final_once(cms, data, n, NULL)) {
-		err = ossl_fail("cms_final_sign");
-		goto out;
-	}
-	*der = NULL;
-	*derlen = i2d_CMS_ContentInfo(cms, der);
-	if (*derlen <= 0)
-		err = ossl_fail("i2d_signed");
+	err = finish_der(cms, cms_final_once(cms, data, n, NULL), "cms_final_sign", "i2d_signed", der, derlen);
 out:
 	CMS_ContentInfo_free(cms);
 	return err;
@@ -197,14 +201,8 @@ static hie_err_t encrypt_entity(const char *data, size_t n, STACK_OF(X509) *reci
 	}
 	/* CBC pads by at most one block; GCM adds nothing (its tag travels apart). */
 	BIO *sink = hisp_smime_mem_bio(n + 32);
-	if (!sink || !cms_final_once(cms, data, n, sink)) {
-		err = ossl_fail("cms_final_encrypt");
-		goto out;
-	}
-	*der = NULL;
-	*derlen = i2d_CMS_ContentInfo(cms, der);
-	if (*derlen <= 0)
-		err = ossl_fail("i2d_enveloped");
+	err = finish_der(cms, sink && cms_final_once(cms, data, n, sink), "cms_final_encrypt", "i2d_enveloped", der,
+			 derlen);
 out:
 	CMS_ContentInfo_free(cms);
 	return err;

@@ -23,29 +23,19 @@
 
 #include "core/core_mime.h"
 #include "hisp/hisp_smime_int.h"
+#include "hisp/hisp_util.h"
 
 #define SIG_MAX_DER ((size_t)4 << 20) /* the signature part: SignerInfos and up to 64 certificates */
-
-static void set_reason(char *reason, size_t rlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_reason(char *reason, size_t rlen, const char *fmt, ...)
-{
-	if (!reason || rlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(reason, rlen, fmt, ap);
-	va_end(ap);
-}
 
 /* The outer entity must announce an enveloped (or auth-enveloped) CMS object. */
 static hie_err_t check_outer(const struct hie_mime_part *top, char *reason, size_t rlen)
 {
 	if (strcmp(top->type, "multipart/signed") == 0) {
-		set_reason(reason, rlen, "signed but not encrypted");
+		hisp_reason(reason, rlen, "signed but not encrypted");
 		return HIE_EDENIED;
 	}
 	if (strcmp(top->type, "application/pkcs7-mime") != 0 && strcmp(top->type, "application/x-pkcs7-mime") != 0) {
-		set_reason(reason, rlen, "not encrypted");
+		hisp_reason(reason, rlen, "not encrypted");
 		return HIE_EDENIED;
 	}
 	const struct hie_mime_header *h = hie_mime_header_find(top, "Content-Type");
@@ -55,11 +45,11 @@ static hie_err_t check_outer(const struct hie_mime_part *top, char *reason, size
 	if (err == HIE_ENOTFOUND) {
 		err = HIE_OK; /* RFC 8551 says SHOULD; the CMS content type decides below */
 	} else if (err == HIE_ETOOBIG || err == HIE_EPARSE) {
-		set_reason(reason, rlen, "not encrypted");
+		hisp_reason(reason, rlen, "not encrypted");
 		err = HIE_EDENIED;
 	} else if (!err && strcasecmp(hie_buf_str(&st), "enveloped-data") != 0 &&
 		   strcasecmp(hie_buf_str(&st), "authEnveloped-data") != 0) {
-		set_reason(reason, rlen, "%s", strcasecmp(hie_buf_str(&st), "signed-data") == 0
+		hisp_reason(reason, rlen, "%s", strcasecmp(hie_buf_str(&st), "signed-data") == 0
 							? "signed but not encrypted" : "not encrypted");
 		err = HIE_EDENIED;
 	}
@@ -99,7 +89,7 @@ static hie_err_t decrypt(CMS_ContentInfo *cms, const struct hisp_keypair *keys, 
 			return HIE_OK;
 		}
 		ERR_clear_error();
-		set_reason(reason, rlen, "decryption failed");
+		hisp_reason(reason, rlen, "decryption failed");
 		return HIE_EDENIED;
 	}
 	/* Senders may name the wrong certificate (re-issued with the same key): every key, every RecipientInfo. */
@@ -114,7 +104,7 @@ static hie_err_t decrypt(CMS_ContentInfo *cms, const struct hisp_keypair *keys, 
 		}
 		ERR_clear_error();
 	}
-	set_reason(reason, rlen, "no key for any recipient");
+	hisp_reason(reason, rlen, "no key for any recipient");
 	return HIE_EDENIED;
 }
 
@@ -205,11 +195,11 @@ static hie_err_t verify_signers(CMS_ContentInfo *cms, const char *content, size_
 	STACK_OF(CMS_SignerInfo) *sis = CMS_get0_SignerInfos(cms);
 	int nsi = sk_CMS_SignerInfo_num(sis);
 	if (nsi <= 0) {
-		set_reason(reason, rlen, "not signed");
+		hisp_reason(reason, rlen, "not signed");
 		return HIE_EDENIED;
 	}
 	if (nsi > HISP_SMIME_MAX_SIGNERS) {
-		set_reason(reason, rlen, "too many signers");
+		hisp_reason(reason, rlen, "too many signers");
 		return HIE_ETOOBIG;
 	}
 	res->certs = CMS_get1_certs(cms);
@@ -218,7 +208,7 @@ static hie_err_t verify_signers(CMS_ContentInfo *cms, const char *content, size_
 	if (!res->certs)
 		return HIE_ENOMEM;
 	if (sk_X509_num(res->certs) > HISP_SMIME_MAX_CERTS) {
-		set_reason(reason, rlen, "too many certificates");
+		hisp_reason(reason, rlen, "too many certificates");
 		return HIE_ETOOBIG;
 	}
 	res->signers = calloc((size_t)nsi, sizeof(*res->signers));
@@ -237,7 +227,7 @@ static hie_err_t verify_signers(CMS_ContentInfo *cms, const char *content, size_
 	}
 	BIO_free_all(chain);
 	if (!any) {
-		set_reason(reason, rlen, "no valid signature");
+		hisp_reason(reason, rlen, "no valid signature");
 		return HIE_EDENIED;
 	}
 	return HIE_OK;
@@ -255,18 +245,18 @@ static hie_err_t split_signed(const char *data, size_t len, struct hisp_smime_re
 	hie_buf_init(&der, SIG_MAX_DER);
 	err = hie_mime_parse_ex(data, len, NULL, HIE_MIME_LENIENT_CLOSE, &top);
 	if (err) {
-		set_reason(reason, rlen, "malformed MIME inside the envelope");
+		hisp_reason(reason, rlen, "malformed MIME inside the envelope");
 		goto out;
 	}
 	if (strcmp(top->type, "multipart/signed") != 0 || top->nchildren != 2) {
-		set_reason(reason, rlen, "not signed");
+		hisp_reason(reason, rlen, "not signed");
 		err = HIE_EDENIED;
 		goto out;
 	}
 	const struct hie_mime_part *c0 = &top->children[0], *c1 = &top->children[1];
 	if (strcmp(c1->type, "application/pkcs7-signature") != 0 &&
 	    strcmp(c1->type, "application/x-pkcs7-signature") != 0) {
-		set_reason(reason, rlen, "signature part missing");
+		hisp_reason(reason, rlen, "signature part missing");
 		err = HIE_EDENIED;
 		goto out;
 	}
@@ -288,7 +278,7 @@ static hie_err_t split_signed(const char *data, size_t len, struct hisp_smime_re
 	    OBJ_obj2nid(CMS_get0_type(sig)) == NID_pkcs7_signed) {
 		err = verify_signers(sig, res->content, res->content_len, res, reason, rlen);
 	} else if (err != HIE_ETOOBIG && err != HIE_ENOMEM) {
-		set_reason(reason, rlen, "malformed signature");
+		hisp_reason(reason, rlen, "malformed signature");
 		err = HIE_EPARSE;
 	}
 out:
@@ -312,38 +302,38 @@ static hie_err_t open_envelope(const char *msg, size_t len, CMS_ContentInfo **cm
 	/* Lenient about a missing close delimiter so that a plain multipart gets its precise refusal. */
 	err = hie_mime_parse_ex(msg, len, NULL, HIE_MIME_LENIENT_CLOSE, &top);
 	if (err) {
-		set_reason(reason, rlen, "malformed MIME");
+		hisp_reason(reason, rlen, "malformed MIME");
 		goto out;
 	}
 	if ((err = check_outer(top, reason, rlen)))
 		goto out;
 	err = hie_mime_decode(top, &der);
 	if (err) {
-		set_reason(reason, rlen, err == HIE_ETOOBIG ? "envelope too big" : "malformed base64");
+		hisp_reason(reason, rlen, err == HIE_ETOOBIG ? "envelope too big" : "malformed base64");
 		if (err == HIE_EUNSUPPORTED)
 			err = HIE_EPARSE;
 		goto out;
 	}
 	const unsigned char *p = (const unsigned char *)der.data;
 	if (der.len == 0 || !(*cms = d2i_CMS_ContentInfo(NULL, &p, (long)der.len))) {
-		set_reason(reason, rlen, "malformed CMS");
+		hisp_reason(reason, rlen, "malformed CMS");
 		err = HIE_EPARSE;
 		goto out;
 	}
 	*derlen = der.len;
 	int nid = OBJ_obj2nid(CMS_get0_type(*cms));
 	if (nid != NID_pkcs7_enveloped && nid != NID_id_smime_ct_authEnvelopedData) {
-		set_reason(reason, rlen, "%s", nid == NID_pkcs7_signed ? "signed but not encrypted" : "not encrypted");
+		hisp_reason(reason, rlen, "%s", nid == NID_pkcs7_signed ? "signed but not encrypted" : "not encrypted");
 		err = HIE_EDENIED;
 		goto out;
 	}
 	/* Refused before any private-key operation (STANDARDS.md §1: no 3DES). */
 	if (hisp_smime_content_alg((const unsigned char *)der.data, der.len, res->cipher, sizeof(res->cipher),
 				   &allowed) != HIE_OK) {
-		set_reason(reason, rlen, "malformed CMS");
+		hisp_reason(reason, rlen, "malformed CMS");
 		err = HIE_EPARSE;
 	} else if (!allowed) {
-		set_reason(reason, rlen, "cipher %s not allowed", res->cipher);
+		hisp_reason(reason, rlen, "cipher %s not allowed", res->cipher);
 		err = HIE_EDENIED;
 	}
 out:
@@ -372,7 +362,7 @@ hie_err_t hisp_smime_decode(const char *msg, size_t len, const struct hisp_keypa
 	if ((!msg && len) || (!keys && nkeys))
 		return HIE_EINVAL;
 	if (len > HISP_SMIME_MAX_INPUT) {
-		set_reason(reason, rlen, "message too big");
+		hisp_reason(reason, rlen, "message too big");
 		return HIE_ETOOBIG;
 	}
 	err = open_envelope(msg ? msg : "", len, &env, &derlen, res, reason, rlen);

@@ -35,6 +35,7 @@
 #include "hisp/hisp_notice.h"
 #include "hisp/hisp_svc.h"
 #include "hisp/hisp_trust.h"
+#include "hisp/hisp_util.h"
 
 #define DSN_MAX (1024 * 1024)
 
@@ -49,15 +50,6 @@ static uint64_t fnv1a(const char *s)
 	for (; *s; s++)
 		x = (x ^ (unsigned char)*s) * 1099511628211ULL;
 	return x;
-}
-
-/* Reasons are stored and shown to operators: printable ASCII, bounded. */
-static void clean(const char *s, char *out, size_t outlen)
-{
-	size_t n = 0;
-	for (; s && *s && n + 1 < outlen; s++)
-		out[n++] = ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e) ? '?' : *s;
-	out[n] = '\0';
 }
 
 static bool final_state(const char *state, bool notified)
@@ -118,7 +110,8 @@ hie_err_t hisp_track_fail(struct hisp *h, PGconn *tx, long long outbound_id, con
 	if (!tx || hisp_addr_normalize(address, false, addr, sizeof addr) != HIE_OK)
 		return HIE_EINVAL;
 	snprintf(oid, sizeof oid, "%lld", outbound_id);
-	clean(reason && reason[0] ? reason : "delivery failed", why, sizeof why);
+	/* Reasons are stored and shown to operators: printable ASCII, bounded. */
+	hisp_printable(reason && reason[0] ? reason : "delivery failed", why, sizeof why, '?');
 	const char *p[] = {oid, addr};
 	hie_err_t err = hie_db_exec(tx,
 				    "SELECT o.kind, o.sender, o.message_id, r.state, r.notified FROM hisp_outbound o"

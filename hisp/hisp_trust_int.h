@@ -1,10 +1,11 @@
 /*
  * hisp_trust_int.h — private helpers shared by hisp_keys.c, hisp_trust.c, hisp_bundle.c and
- * hisp_cli_admin.c (not part of the module's contract; other helpers use hisp_trust.h).
+ * hisp_cli_*.c (not part of the module's contract; other helpers use hisp_trust.h).
  *
  *   hisp_http_get        one HTTP(S) download with libcurl: peers verified, deadline, size cap
  *   hisp_cert_*          certificate helpers: fingerprint, binding, PEM/DER loading, subject text
  *   hisp_keys_store_key  writes our private key under <state_dir>/keys atomically (0600, dir 0700)
+ *   hisp_anchor_insert   one anchor row (trust add by hand, bundle refresh)
  *   hisp_trust_pool / hisp_trust_options   what hisp_bundle_refresh needs from struct hisp_trust
  */
 #ifndef HIENODE_HISP_TRUST_INT_H
@@ -13,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -47,6 +49,14 @@ hie_err_t hisp_read_file(const char *path, size_t max, struct hie_buf *out);
 hie_err_t hisp_keys_store_key(const char *state_dir, const char *fp, EVP_PKEY *key, char *name, size_t namelen);
 /* Removes <state_dir>/keys/<name> (a name without '/'); a missing file is not an error. */
 hie_err_t hisp_keys_remove_key(const char *state_dir, const char *name);
+
+/*
+ * Inserts x as an anchor of domain for direction inside the caller's transaction; bundle_id NULL for one added
+ * by hand (ON CONFLICT DO NOTHING: *added tells whether a row went in). fp (HISP_FP_LEN + 1 bytes) and subject
+ * receive the certificate's fingerprint and subject for the caller's output. HIE_ETLS (cannot encode), HIE_EDB.
+ */
+hie_err_t hisp_anchor_insert(PGconn *conn, const char *domain, const char *direction, const char *bundle_id, X509 *x,
+			     char *fp, char *subject, size_t slen, bool *added);
 
 struct hie_db_pool *hisp_trust_pool(const struct hisp_trust *t);
 const struct hisp_trust_opts *hisp_trust_options(const struct hisp_trust *t);

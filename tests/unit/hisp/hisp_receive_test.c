@@ -179,7 +179,7 @@ static long long make_inbound(const struct msg_case *tc)
 				 0);
 		in = path("e.eml");
 	}
-	size_t len;
+	size_t len = 0;
 	char *body = read_file(in, &len);
 	assert_non_null(body);
 	/* outer routing headers, untrusted (they even lie about the subject) */
