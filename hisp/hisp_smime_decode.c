@@ -227,7 +227,11 @@ static hie_err_t verify_signers(CMS_ContentInfo *cms, const char *content, size_
 	}
 	BIO_free_all(chain);
 	if (!any) {
-		hisp_reason(reason, rlen, "no valid signature");
+		/* Name the rule: "no valid signature: digest sha1 not allowed" (the first signer's reason). */
+		if (nsi > 0 && res->signers[0].reason[0])
+			hisp_reason(reason, rlen, "no valid signature: %s", res->signers[0].reason);
+		else
+			hisp_reason(reason, rlen, "no valid signature");
 		return HIE_EDENIED;
 	}
 	return HIE_OK;

@@ -494,13 +494,13 @@ static void test_openssl_made(void **state)
 		  .sign = "-md sha1",
 		  .encrypt = "-aes128",
 		  .err = HIE_EDENIED,
-		  .reason = "no valid signature",
+		  .reason = "no valid signature: digest sha1 not allowed",
 		  .signer_reason = "digest sha1 not allowed" },
 		{ .name = "md5 signer",
 		  .sign = "-md md5",
 		  .encrypt = "-aes128",
 		  .err = HIE_EDENIED,
-		  .reason = "no valid signature",
+		  .reason = "no valid signature: digest md5 not allowed",
 		  .signer_reason = "digest md5 not allowed" },
 		{ .name = "unsigned", .encrypt = "-aes128", .err = HIE_EDENIED, .reason = "not signed" },
 		{ .name = "signed, not encrypted",
@@ -522,14 +522,14 @@ static void test_openssl_made(void **state)
 		  .encrypt = "-aes128",
 		  .tamper = "Dear Bob",
 		  .err = HIE_EDENIED,
-		  .reason = "no valid signature",
+		  .reason = "no valid signature: content does not match the signed digest",
 		  .signer_reason = "content does not match the signed digest" },
 		{ .name = "tampered, no signed attributes",
 		  .sign = "-md sha256 -noattr",
 		  .encrypt = "-aes128",
 		  .tamper = "Dear Bob",
 		  .err = HIE_EDENIED,
-		  .reason = "no valid signature",
+		  .reason = "no valid signature: signature does not verify",
 		  .signer_reason = "signature does not verify" },
 	};
 	write_wrapped();
@@ -766,8 +766,8 @@ static void test_signers(void **state)
 		bool any = cases[i].ok[0] || cases[i].ok[1];
 		if (err != (any ? HIE_OK : HIE_EDENIED))
 			fail_msg("%s: %s %s", cases[i].name, hie_errname(err), reason);
-		if (!any)
-			assert_string_equal(reason, "no valid signature");
+		if (!any && strncmp(reason, "no valid signature", 18) != 0)
+			fail_msg("%s: reason %s", cases[i].name, reason);
 		assert_int_equal(r.nsigners, 2);
 		assert_true(r.wrapped);
 		assert_memory_equal(r.message, MSG_CRLF, strlen(MSG_CRLF));
