@@ -117,10 +117,12 @@ hie_err_t hisp_smtp_tls_load(const struct hie_cfg *cfg, SSL_CTX **out)
 
 hie_err_t hisp_service_register_jobs(struct hisp *h, struct hie_jobs *jobs)
 {
+	long long lease = hie_cfg_int(h->cfg, "jobs", "lease");
+	int receive_lease = (int)(lease < 60000 ? lease : 60000);
 	const struct hie_jobs_handler handlers[] = {
 		/* Short lease: decrypting and storing takes well under a second, and a message accepted by a node
-		 * killed while processing it is taken up again a minute later, not after the pool's default. */
-		{.kind = "hisp.receive", .fn = hisp_receive_job, .arg = h, .lease_ms = 60000},
+		 * killed while processing it is taken up again a minute later ([jobs] lease if shorter). */
+		{.kind = "hisp.receive", .fn = hisp_receive_job, .arg = h, .lease_ms = receive_lease},
 		{.kind = "hisp.send", .fn = hisp_send_job, .arg = h},
 		{.kind = "hisp.timeout", .fn = hisp_timeout_job, .arg = h},
 		{.kind = "hisp.bundle", .fn = hisp_bundle_job, .arg = h, .max_attempts = 3},
