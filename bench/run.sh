@@ -2,7 +2,7 @@
 # Runs the XDS.b benchmarks against a Release build of the node and prints one table at the end.
 #   bench/run.sh                 full run (several minutes: the FindDocuments data set is 1,000,000 entries)
 #   BENCH_QUICK=1 bench/run.sh   smoke run (small sizes, under a minute)
-#   bench/run.sh register find   only some of: register find retrieve direct
+#   bench/run.sh register find   only some of: register find retrieve smime direct
 #   (direct: Direct end to end over SMTP, bench/direct_e2e.py; sizes BENCH_DIRECT_* in its header)
 # Sizes: see the header of each bench/xds_*.py (BENCH_REG_*, BENCH_FIND_*, BENCH_RET_*). BENCH_PERF=1 adds a
 # `perf record -a` profile of every HTTP phase. HIENODE_BIN overrides the binary (default build-bench/hienode,
@@ -31,13 +31,21 @@ export HIENODE_BIN
 results=$(mktemp /tmp/bench-results.XXXXXX)
 export BENCH_RESULTS="$results"
 trap 'rm -f "$results"' EXIT
-set -- ${*:-register find retrieve direct}
+set -- ${*:-register find retrieve smime direct}
 status=0
 for b in "$@"; do
 	case "$b" in
 	register | find | retrieve) python3 "$here/xds_$b.py" || status=1 ;;
+	smime)
+		# S/MIME on one core against raw OpenSSL primitives over the same bytes (bench/smime_bench.c).
+		if ! { cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DHIENODE_BENCH=ON &&
+			cmake --build "$build" -j2 --target smime_bench; } >"$build/build-smime.log" 2>&1; then
+			tail -20 "$build/build-smime.log"; status=1
+		else
+			taskset -c 0 "$build/smime_bench" || status=1
+		fi ;;
 	direct) python3 "$here/direct_e2e.py" || status=1 ;;
-	*) echo "unknown benchmark $b (register, find, retrieve, direct)" >&2; exit 2 ;;
+	*) echo "unknown benchmark $b (register, find, retrieve, smime, direct)" >&2; exit 2 ;;
 	esac
 	echo
 done
