@@ -16,6 +16,8 @@
 #include "hisp/hisp_trust_int.h"
 
 static void vline(const struct hisp_cli_line *l, const char *what, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+static void vline(const struct hisp_cli_line *l, const char *what, const char *fmt, va_list ap)
 {
 	if (what)
 		fprintf(l->c->err, "%s: %s: ", l->cmd, what);
