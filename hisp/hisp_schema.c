@@ -116,7 +116,16 @@ static const char m1_sql[] =
 	" UNIQUE (address, inbound_id));"
 	"CREATE INDEX hisp_mailbox_address ON hisp_mailbox (address, id);";
 
+/*
+ * Messages are already compressed-looking (base64 of ciphertext) or soon read whole: stored out of line without
+ * pglz, which cost PostgreSQL more CPU than any other step of receiving a message and saved about a quarter.
+ */
+static const char m2_sql[] = "ALTER TABLE hisp_inbound ALTER COLUMN raw SET STORAGE EXTERNAL;"
+			     "ALTER TABLE hisp_mailbox ALTER COLUMN content SET STORAGE EXTERNAL;"
+			     "ALTER TABLE hisp_outbound ALTER COLUMN raw SET STORAGE EXTERNAL;";
+
 const struct hie_db_migration hisp_migrations[] = {
 	{"hisp", 1, "direct domains, certificates, trust, messages", m1_sql},
+	{"hisp", 2, "message bytes stored without compression", m2_sql},
 };
 const size_t hisp_migrations_count = sizeof hisp_migrations / sizeof hisp_migrations[0];
