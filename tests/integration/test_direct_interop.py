@@ -184,6 +184,20 @@ def two_nodes(via_postfix):
                               detail=detail)
             got = direct.mailbox_get(src, frm, mdns[0]["id"])
             assert mid.encode() in got and re.search(rb"(?i)disposition:[^\r\n]*processed", got), got[:1500]
+            # The recipient's side takes the message (final destination): the dispatched MDN comes back, with the
+            # X-DIRECT-FINAL-DESTINATION-DELIVERY field, and is the sender's final notice.
+            run_ok(dst, "mailbox", "ack", to, str(items[0]["id"]))
+            wait_until(lambda: [r for r in direct.outbound(src) if r["message_id"] == mid and r["state"] == "dispatched"],
+                       what="%s's recipient %s dispatched" % (frm, to), detail=detail)
+
+            def dispatched():
+                for m in direct.mailbox(src, frm, "mdn"):
+                    body = direct.mailbox_get(src, frm, m["id"])
+                    if mid.encode() in body and re.search(rb"(?i)disposition:[^\r\n]*dispatched", body):
+                        return [body]
+                return []
+            got = wait_until(dispatched, what="the dispatched MDN in %s's mailbox" % frm, detail=detail)[0]
+            assert re.search(rb"(?im)^X-DIRECT-FINAL-DESTINATION-DELIVERY", got), got[:1500]
         for n in (a, bn):
             assert all(r["state"] == "delivered" for r in direct.inbound(n) if r["state"] != "notice"), \
                 direct.inbound(n)
