@@ -33,6 +33,7 @@
 
 #include "core/core_buf.h"
 #include "certtest.h"
+#include "linecli.h"
 #include "core/core_log.h"
 #include "core/core_net.h"
 #include "core/core_tls.h"
@@ -224,85 +225,6 @@ static hie_err_t ts_wait_ended(struct ts *ts, int n)
 }
 
 /* --- the test client ---------------------------------------------------------------------------- */
-
-struct cli {
-	int fd;
-	SSL *ssl;
-};
-
-static struct cli cli_connect_from(int port, const char *src)
-{
-	struct cli c = { .fd = socket(AF_INET, SOCK_STREAM, 0) };
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	struct timeval tv = { .tv_sec = 10 };
-	int one = 1;
-
-	assert_true(c.fd >= 0);
-	setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (src) {
-		struct sockaddr_in me = { .sin_family = AF_INET };
-		inet_pton(AF_INET, src, &me.sin_addr);
-		assert_int_equal(bind(c.fd, (struct sockaddr *)&me, sizeof me), 0);
-	}
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	assert_int_equal(connect(c.fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	return c;
-}
-
-static struct cli cli_connect(int port)
-{
-	return cli_connect_from(port, NULL);
-}
-
-static void cli_close(struct cli *c)
-{
-	if (c->ssl) {
-		SSL_shutdown(c->ssl);
-		SSL_free(c->ssl);
-	}
-	close(c->fd);
-	c->fd = -1;
-	c->ssl = NULL;
-	ERR_clear_error();
-}
-
-static void cli_write(struct cli *c, const void *p, size_t n)
-{
-	const char *s = p;
-	while (n > 0) {
-		ssize_t k = c->ssl ? SSL_write(c->ssl, s, (int)n) : send(c->fd, s, n, MSG_NOSIGNAL);
-		assert_true(k > 0);
-		s += k;
-		n -= (size_t)k;
-	}
-}
-
-static void cli_send(struct cli *c, const char *s)
-{
-	cli_write(c, s, strlen(s));
-}
-
-/* One line without CRLF, read byte by byte (the client must not eat TLS bytes); -1 on EOF or error. */
-static int cli_line(struct cli *c, char *buf, size_t n)
-{
-	size_t len = 0;
-	for (;;) {
-		char ch;
-		ssize_t k = c->ssl ? SSL_read(c->ssl, &ch, 1) : recv(c->fd, &ch, 1, 0);
-		if (k <= 0)
-			return -1;
-		if (ch == '\n')
-			break;
-		if (len + 1 < n)
-			buf[len++] = ch;
-	}
-	if (len && buf[len - 1] == '\r')
-		len--;
-	buf[len] = '\0';
-	return (int)len;
-}
 
 static void expect_line(struct cli *c, const char *want)
 {

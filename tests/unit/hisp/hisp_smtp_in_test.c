@@ -31,6 +31,7 @@
 #include "core/core_tls.h"
 #include "hisp/hisp_smtp_in.h"
 #include "tests/unit/core/certtest.h"
+#include "tests/unit/core/linecli.h"
 
 static struct certtest CT;
 
@@ -170,74 +171,6 @@ static void srv_stop(struct srv *v)
 
 /* --- the client ----------------------------------------------------------------------------------- */
 
-struct cli {
-	int fd;
-	SSL *ssl;
-};
-
-static struct cli cli_connect(int port)
-{
-	struct cli c = {.fd = socket(AF_INET, SOCK_STREAM, 0)};
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	struct timeval tv = {.tv_sec = 10};
-	int one = 1;
-	assert_true(c.fd >= 0);
-	setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	assert_int_equal(connect(c.fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	return c;
-}
-
-static void cli_close(struct cli *c)
-{
-	if (c->ssl) {
-		SSL_shutdown(c->ssl);
-		SSL_free(c->ssl);
-	}
-	close(c->fd);
-	c->fd = -1;
-	c->ssl = NULL;
-	ERR_clear_error();
-}
-
-static void cli_write(struct cli *c, const void *p, size_t n)
-{
-	const char *s = p;
-	while (n > 0) {
-		ssize_t k = c->ssl ? SSL_write(c->ssl, s, (int)n) : send(c->fd, s, n, MSG_NOSIGNAL);
-		assert_true(k > 0);
-		s += k;
-		n -= (size_t)k;
-	}
-}
-
-static void cli_send(struct cli *c, const char *s)
-{
-	cli_write(c, s, strlen(s));
-}
-
-/* One reply line without CRLF, byte by byte (so no TLS bytes are eaten); -1 on EOF or error. */
-static int cli_line(struct cli *c, char *buf, size_t n)
-{
-	size_t len = 0;
-	for (;;) {
-		char ch;
-		ssize_t k = c->ssl ? SSL_read(c->ssl, &ch, 1) : recv(c->fd, &ch, 1, 0);
-		if (k <= 0)
-			return -1;
-		if (ch == '\n')
-			break;
-		if (len + 1 < n)
-			buf[len++] = ch;
-	}
-	if (len && buf[len - 1] == '\r')
-		len--;
-	buf[len] = '\0';
-	return (int)len;
-}
-
 #define expect(c, want) expect_at(c, want, __LINE__)
 static void expect_at(struct cli *c, const char *want, int line)
 {
@@ -269,6 +202,16 @@ static int cli_reply(struct cli *c, char *out, size_t n)
 		if (buf[3] == ' ')
 			return (buf[0] - '0') * 100 + (buf[1] - '0') * 10 + (buf[2] - '0');
 	}
+}
+
+/* MAIL, RCPT and DATA pipelined for one known recipient; the server is then reading the message. */
+#define open_data(c) open_data_at(c, __LINE__)
+static void open_data_at(struct cli *c, int line)
+{
+	cli_send(c, "MAIL FROM:<s@b.test>\r\nRCPT TO:<alice@a.test>\r\nDATA\r\n");
+	expect_at(c, "250 2.1.0", line);
+	expect_at(c, "250 2.1.5", line);
+	expect_at(c, "354 ", line);
 }
 
 static struct cli greeted(struct srv *v)
@@ -510,10 +453,7 @@ static void test_size_in_data(void **state)
 	struct srv v = {0};
 	srv_start(&v, &base_opts);
 	struct cli c = greeted(&v);
-	cli_send(&c, "MAIL FROM:<s@b.test>\r\nRCPT TO:<alice@a.test>\r\nDATA\r\n");
-	expect(&c, "250 2.1.0");
-	expect(&c, "250 2.1.5");
-	expect(&c, "354 ");
+	open_data(&c);
 	char line[80];
 	memset(line, 'x', sizeof line);
 	memcpy(line + sizeof line - 2, "\r\n", 2);
@@ -525,10 +465,7 @@ static void test_size_in_data(void **state)
 	/* The connection is in step and the transaction was reset. */
 	cli_send(&c, "RCPT TO:<alice@a.test>\r\n");
 	expect(&c, "503 5.5.1");
-	cli_send(&c, "MAIL FROM:<s@b.test>\r\nRCPT TO:<alice@a.test>\r\nDATA\r\n");
-	expect(&c, "250 2.1.0");
-	expect(&c, "250 2.1.5");
-	expect(&c, "354 ");
+	open_data(&c);
 	cli_send(&c, "small\r\n.\r\n");
 	expect(&c, "250 2.0.0 Ok: queued as t-1");
 	cli_close(&c);
@@ -564,10 +501,7 @@ static void test_smuggling(void **state)
 	struct srv v = {0};
 	srv_start(&v, &base_opts);
 	struct cli c = greeted(&v);
-	cli_send(&c, "MAIL FROM:<s@b.test>\r\nRCPT TO:<alice@a.test>\r\nDATA\r\n");
-	expect(&c, "250 2.1.0");
-	expect(&c, "250 2.1.5");
-	expect(&c, "354 ");
+	open_data(&c);
 	/* "\n.\r\n" must not end the message, so the smuggled MAIL is data; the message has a bare LF. */
 	cli_send(&c, "Subject: a\r\n\r\nhello\n.\r\nMAIL FROM:<evil@x.test>\r\nRCPT TO:<bob@a.test>\r\nDATA\r\n"
 		     "smuggled\r\n.\r\nNOOP\r\n");
@@ -588,10 +522,7 @@ static void test_store_failure(void **state)
 	srv_start(&v, &base_opts);
 	F.fail_store = true;
 	struct cli c = greeted(&v);
-	cli_send(&c, "MAIL FROM:<s@b.test>\r\nRCPT TO:<alice@a.test>\r\nDATA\r\n");
-	expect(&c, "250 2.1.0");
-	expect(&c, "250 2.1.5");
-	expect(&c, "354 ");
+	open_data(&c);
 	cli_send(&c, "x\r\n.\r\n");
 	expect(&c, "451 4.3.0");
 	cli_send(&c, "NOOP\r\n");
@@ -658,10 +589,7 @@ static void test_data_deadline(void **state)
 	o.data_ms = 300;
 	srv_start(&v, &o);
 	struct cli c = greeted(&v);
-	cli_send(&c, "MAIL FROM:<s@b.test>\r\nRCPT TO:<alice@a.test>\r\nDATA\r\n");
-	expect(&c, "250 2.1.0");
-	expect(&c, "250 2.1.5");
-	expect(&c, "354 ");
+	open_data(&c);
 	cli_send(&c, "started but never finished\r\n");
 	expect(&c, "421 4.4.2");
 	expect_eof(&c);
@@ -728,10 +656,7 @@ static void test_starttls(void **state)
 	assert_null(strstr(r, "STARTTLS"));
 	cli_send(&c, "STARTTLS\r\n");
 	expect(&c, "503 5.5.1");
-	cli_send(&c, "MAIL FROM:<s@b.test>\r\nRCPT TO:<alice@a.test>\r\nDATA\r\n");
-	expect(&c, "250 2.1.0");
-	expect(&c, "250 2.1.5");
-	expect(&c, "354 ");
+	open_data(&c);
 	cli_send(&c, "secret\r\n.\r\nQUIT\r\n");
 	expect(&c, "250 2.0.0 Ok: queued as t-1");
 	expect(&c, "221 ");
