@@ -615,20 +615,27 @@ static hie_err_t box_store(void *arg, const struct hisp_envelope *env, const cha
 	return err;
 }
 
+/* hienode's own SMTP receiver on a kernel-chosen port, storing into box; returns the port. */
+static int box_server(struct recv_box *box, size_t max_message, SSL_CTX *tls, struct hisp_smtp_in **srv)
+{
+	pthread_mutex_init(&box->mu, NULL);
+	hie_buf_init(&box->data, 1 << 24);
+	struct hie_net_listener *l = NULL;
+	assert_int_equal(hie_net_listen("127.0.0.1:0", &l), HIE_OK);
+	int port = hie_net_listener_port(l);
+	struct hisp_smtp_in_opts io = {.hostname = "hisp.b.test", .max_message = max_message, .max_rcpts = 10,
+				       .max_conns = 10, .cmd_ms = 5000, .data_ms = 5000, .tls = tls};
+	struct hisp_smtp_ops ops = {.rcpt = box_rcpt, .store = box_store, .arg = box};
+	assert_int_equal(hisp_smtp_in_start(l, &io, &ops, srv), HIE_OK);
+	return port;
+}
+
 static void test_hienode_receiver(void **state)
 {
 	(void)state;
 	struct recv_box box = {0};
-	pthread_mutex_init(&box.mu, NULL);
-	hie_buf_init(&box.data, 1 << 24);
-	struct hie_net_listener *l = NULL;
-	assert_int_equal(hie_net_listen("127.0.0.1:0", &l), HIE_OK);
-	int port = hie_net_listener_port(l);
-	struct hisp_smtp_in_opts io = {.hostname = "hisp.b.test", .max_message = 4 << 20, .max_rcpts = 10,
-				       .max_conns = 10, .cmd_ms = 5000, .data_ms = 5000, .tls = srv_ctx};
-	struct hisp_smtp_ops ops = {.rcpt = box_rcpt, .store = box_store, .arg = &box};
 	struct hisp_smtp_in *srv = NULL;
-	assert_int_equal(hisp_smtp_in_start(l, &io, &ops, &srv), HIE_OK);
+	int port = box_server(&box, 4 << 20, srv_ctx, &srv);
 
 	const char *rcpts[] = {"ok1@b.test", "bad@b.test", "later@b.test", "ok2@b.test"};
 	int st[4];
@@ -673,16 +680,8 @@ static void test_hienode_receiver_first(void **state)
 	(void)state;
 	/* the first message's bytes, checked on their own receiver */
 	struct recv_box box = {0};
-	pthread_mutex_init(&box.mu, NULL);
-	hie_buf_init(&box.data, 1 << 24);
-	struct hie_net_listener *l = NULL;
-	assert_int_equal(hie_net_listen("127.0.0.1:0", &l), HIE_OK);
-	int port = hie_net_listener_port(l);
-	struct hisp_smtp_in_opts io = {.hostname = "hisp.b.test", .max_message = 1 << 20, .max_rcpts = 10,
-				       .max_conns = 10, .cmd_ms = 5000, .data_ms = 5000};
-	struct hisp_smtp_ops ops = {.rcpt = box_rcpt, .store = box_store, .arg = &box};
 	struct hisp_smtp_in *srv = NULL;
-	assert_int_equal(hisp_smtp_in_start(l, &io, &ops, &srv), HIE_OK);
+	int port = box_server(&box, 1 << 20, NULL, &srv);
 	const char *rcpts[] = {"ok1@b.test", "ok2@b.test"};
 	int st[2];
 	hie_err_t err = hisp_smtp_out_send("127.0.0.1", port, &plain_opts, "alice@a.test", rcpts, 2, msg_dots,
