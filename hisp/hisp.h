@@ -56,6 +56,50 @@ hie_err_t hisp_smtp_tls_load(const struct hie_cfg *cfg, SSL_CTX **out);
 void hisp_service_smtp_stop(struct hisp *h, int grace_ms);
 void hisp_service_close(struct hisp *h);
 
+/* The edge (issue 5; hisp_edge.h inside the module) ------------------------------------------------------ */
+
+/*
+ * SMTP submission ([submission] listen) for authenticated edge clients: STARTTLS with tls (made by
+ * hisp_submission_tls_load while still root; [submission] tls_cert, else [smtp] tls_cert), then AUTH PLAIN or
+ * LOGIN, then plain messages signed, encrypted and delivered by the core. Both are taken over on success.
+ * Without a TLS context the port answers but refuses AUTH (and so every message).
+ */
+hie_err_t hisp_submission_tls_load(const struct hie_cfg *cfg, SSL_CTX **out);
+hie_err_t hisp_service_submission_start(struct hisp *h, struct hie_net_listener *l, SSL_CTX *tls);
+
+/* Mounts the mailbox API (prefix /edge/v1/, GET and POST) on the HTTP server (before it starts). */
+struct hie_http_server;
+hie_err_t hisp_edge_routes(struct hisp *h, struct hie_http_server *http);
+/* Mounts the XDR Document Recipient (ITI-41 on /xdr) on the SOAP router. */
+struct hie_soap_router;
+hie_err_t hisp_xdr_routes(struct hisp *h, struct hie_soap_router *router);
+
+/*
+ * Push-to-pull bridge: the node gives the module a callback that registers one received document in the
+ * local XDS registry and repository (the module itself knows nothing of the registry). Called from the
+ * hisp.bridge job, outside any transaction of the module.
+ */
+struct hisp_bridge_doc {
+	const unsigned char *data;   /* the document's bytes */
+	size_t len;
+	const char *mime_type;       /* "text/xml", "application/pdf", ... */
+	const char *metadata;        /* XDM METADATA.xml (lcm:SubmitObjectsRequest) or NULL (plain attachment) */
+	size_t metadata_len;
+	const char *entry_id;        /* with metadata: the ExtrinsicObject id describing this document */
+	const char *sender;          /* the Direct sender (From), lower-cased */
+	const char *recipient;       /* the local address it arrived for */
+	const char *message_id;      /* of the Direct message, without <> */
+};
+enum hisp_bridge_outcome { HISP_BRIDGE_REGISTERED, HISP_BRIDGE_PARKED, HISP_BRIDGE_FAILED };
+struct hisp_bridge_result {
+	enum hisp_bridge_outcome outcome;
+	char unique_id[129];         /* registered: the DocumentEntry uniqueId */
+	char reason[200];            /* parked / failed: short, no patient data ("no patient matched") */
+};
+/* HIE_OK with res filled; an error = try again later (database unavailable). */
+typedef hie_err_t (*hisp_bridge_fn)(void *arg, const struct hisp_bridge_doc *doc, struct hisp_bridge_result *res);
+void hisp_service_set_bridge(struct hisp *h, hisp_bridge_fn fn, void *arg);
+
 /* Operator commands (one-shot, on a pool; node/ prints usage errors) -------------------------------------- */
 
 /*
@@ -75,6 +119,9 @@ int hisp_cli_trust(const struct hisp_cli *c, int argc, char **argv);   /* add, l
 int hisp_cli_route(const struct hisp_cli *c, int argc, char **argv);   /* add, list, remove */
 int hisp_cli_send(const struct hisp_cli *c, int argc, char **argv);    /* --from --to --cc --subject --body --attach */
 int hisp_cli_mailbox(const struct hisp_cli *c, int argc, char **argv); /* list ADDR, get ADDR ID, ack ADDR ID */
+int hisp_cli_user(const struct hisp_cli *c, int argc, char **argv);    /* add, passwd, remove, grant, revoke, list */
+int hisp_cli_forward(const struct hisp_cli *c, int argc, char **argv); /* set, list, remove */
+int hisp_cli_bridge(const struct hisp_cli *c, int argc, char **argv);  /* add, list, remove, parked, retry */
 /* Direct part of `hienode status`: quarantine, outbound awaiting MDN, failed deliveries. */
 int hisp_cli_status(const struct hisp_cli *c);
 

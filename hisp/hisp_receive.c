@@ -31,6 +31,7 @@
 
 #include "core/core_db.h"
 #include "core/core_log.h"
+#include "hisp/hisp_edge.h"
 #include "hisp/hisp_notice.h"
 #include "hisp/hisp_outbound.h"
 #include "hisp/hisp_svc.h"
@@ -379,6 +380,8 @@ static hie_err_t deliver_tx(PGconn *tx, void *arg)
 		x->outcome = "delivered";
 		for (size_t i = 0; i < x->in->nrcpts && !err; i++) {
 			err = hisp_mailbox_put(tx, x->in->rcpts[i], "message", x->in->id, x->msgid, x->msg, x->len);
+			if (!err)
+				err = hisp_edge_delivered(x->h, tx, x->in->rcpts[i], x->in->id);
 			/* Without a Message-ID the sender cannot match an MDN: delivered, logged, no MDN. */
 			if (!err && x->msgid[0])
 				err = queue_mdn(x, tx, i);

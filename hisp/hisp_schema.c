@@ -16,6 +16,14 @@
  *   hisp_mailbox        what arrived for a local address (decrypted message), and notices to our senders
  *   hisp_outbound       messages we send (plain RFC 5322 before signing), MDNs and DSNs we send
  *   hisp_outbound_rcpt  per recipient state: pending → sent → processed → dispatched | failed | timeout
+ * Edge (migration 3):
+ *   hisp_users          edge users (SMTP submission, mailbox API, XDR): name = a Direct address, lower-cased;
+ *                       pw_hash = libsodium crypto_pwhash_str (Argon2id, salted), never the password
+ *   hisp_user_addresses the Direct addresses a user may send as and read the mailbox of
+ *   hisp_forwards       per local address: push received messages to the practice's SMTP server or XDR endpoint
+ *   hisp_forward_state  per mailbox item forwarded: pending → delivered | failed (with the reason)
+ *   hisp_bridges        push-to-pull: local addresses or domains whose received documents are registered
+ *   hisp_bridge_docs    per received document: registered (uniqueId) | parked (reason, for an operator) | failed
  */
 #include "hisp/hisp.h"
 
@@ -124,8 +132,49 @@ static const char m2_sql[] = "ALTER TABLE hisp_inbound ALTER COLUMN raw SET STOR
 			     "ALTER TABLE hisp_mailbox ALTER COLUMN content SET STORAGE EXTERNAL;"
 			     "ALTER TABLE hisp_outbound ALTER COLUMN raw SET STORAGE EXTERNAL;";
 
+static const char m3_sql[] =
+	"CREATE TABLE hisp_users ("
+	" name text PRIMARY KEY CHECK (name = lower(name) AND name <> ''),"
+	" pw_hash text NOT NULL,"
+	" disabled boolean NOT NULL DEFAULT false,"
+	" created_at timestamptz NOT NULL DEFAULT now(),"
+	" updated_at timestamptz NOT NULL DEFAULT now());"
+	"CREATE TABLE hisp_user_addresses ("
+	" name text NOT NULL REFERENCES hisp_users(name) ON DELETE CASCADE,"
+	" address text NOT NULL CHECK (address = lower(address) AND position('@' in address) > 1),"
+	" PRIMARY KEY (name, address));"
+	"CREATE INDEX hisp_user_addresses_address ON hisp_user_addresses (address);"
+	"CREATE TABLE hisp_forwards ("
+	" address text PRIMARY KEY CHECK (address = lower(address)),"
+	" kind text NOT NULL CHECK (kind IN ('smtp', 'xdr')),"
+	" target text NOT NULL,"                       /* smtp: host:port; xdr: https URL */
+	" tls text NOT NULL DEFAULT 'required' CHECK (tls IN ('none', 'opportunistic', 'required')),"
+	" metadata text NOT NULL DEFAULT 'full' CHECK (metadata IN ('full', 'minimal')),"
+	" created_at timestamptz NOT NULL DEFAULT now());"
+	"CREATE TABLE hisp_forward_state ("
+	" mailbox_id bigint PRIMARY KEY REFERENCES hisp_mailbox(id) ON DELETE CASCADE,"
+	" state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),"
+	" kind text NOT NULL, target text NOT NULL,"
+	" attempts int NOT NULL DEFAULT 0,"
+	" reason text,"
+	" updated_at timestamptz NOT NULL DEFAULT now());"
+	"CREATE TABLE hisp_bridges ("
+	" subject text PRIMARY KEY CHECK (subject = lower(subject) AND subject <> ''),"   /* address or domain */
+	" created_at timestamptz NOT NULL DEFAULT now());"
+	"CREATE TABLE hisp_bridge_docs ("
+	" id bigserial PRIMARY KEY,"
+	" mailbox_id bigint NOT NULL REFERENCES hisp_mailbox(id) ON DELETE CASCADE,"
+	" part text NOT NULL,"                         /* which document of the message: attachment or XDM path */
+	" state text NOT NULL CHECK (state IN ('registered', 'parked', 'failed')),"
+	" unique_id text,"                             /* DocumentEntry uniqueId once registered */
+	" reason text,"                                /* why parked or failed: short, never content */
+	" updated_at timestamptz NOT NULL DEFAULT now(),"
+	" UNIQUE (mailbox_id, part));"
+	"CREATE INDEX hisp_bridge_docs_open ON hisp_bridge_docs (state) WHERE state <> 'registered';";
+
 const struct hie_db_migration hisp_migrations[] = {
 	{"hisp", 1, "direct domains, certificates, trust, messages", m1_sql},
 	{"hisp", 2, "message bytes stored without compression", m2_sql},
+	{"hisp", 3, "edge: users, forwarding, push-to-pull bridge", m3_sql},
 };
 const size_t hisp_migrations_count = sizeof hisp_migrations / sizeof hisp_migrations[0];

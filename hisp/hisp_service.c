@@ -14,6 +14,7 @@
 #include "core/core_log.h"
 #include "core/core_tls.h"
 #include "hisp/hisp.h"
+#include "hisp/hisp_edge.h"
 #include "hisp/hisp_notice.h"
 #include "hisp/hisp_outbound.h"
 #include "hisp/hisp_svc.h"
@@ -71,6 +72,12 @@ hie_err_t hisp_service_open(const struct hie_cfg *cfg, struct hie_db_pool *pool,
 	h->smtp_out_timeout_ms = (int)hie_cfg_int(cfg, "direct", "smtp_timeout");
 	h->smtp_out_tls = tls_mode(hie_cfg_str(cfg, "direct", "smtp_tls"));
 	h->max_message = (size_t)hie_cfg_int(cfg, "smtp", "max_message_size");
+	h->edge_require_tls = hie_cfg_bool(cfg, "edge", "require_tls");
+	h->auth_max_failures = (int)hie_cfg_int(cfg, "edge", "auth_max_failures");
+	h->auth_lockout_ms = hie_cfg_int(cfg, "edge", "auth_lockout");
+	h->xdr_timeout_ms = (int)hie_cfg_int(cfg, "edge", "xdr_timeout");
+	snprintf(h->xdr_ca, sizeof h->xdr_ca, "%s", hie_cfg_str(cfg, "edge", "xdr_ca"));
+	snprintf(h->forward_smtp_ca, sizeof h->forward_smtp_ca, "%s", hie_cfg_str(cfg, "edge", "forward_smtp_ca"));
 
 	hie_err_t err = load_algs(cfg, &h->algs);
 	if (!err)
@@ -126,6 +133,8 @@ hie_err_t hisp_service_register_jobs(struct hisp *h, struct hie_jobs *jobs)
 		{.kind = "hisp.send", .fn = hisp_send_job, .arg = h},
 		{.kind = "hisp.timeout", .fn = hisp_timeout_job, .arg = h},
 		{.kind = "hisp.bundle", .fn = hisp_bundle_job, .arg = h, .max_attempts = 3},
+		{.kind = "hisp.forward", .fn = hisp_forward_job, .arg = h},
+		{.kind = "hisp.bridge", .fn = hisp_bridge_job, .arg = h},
 	};
 	for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {
 		hie_err_t err = hie_jobs_register(jobs, &handlers[i]);
@@ -161,6 +170,8 @@ void hisp_service_smtp_stop(struct hisp *h, int grace_ms)
 		return;
 	hisp_smtp_in_stop(h->smtp, grace_ms);
 	h->smtp = NULL;
+	hisp_smtp_in_stop(h->submission, grace_ms);
+	h->submission = NULL;
 }
 
 void hisp_service_close(struct hisp *h)
@@ -172,5 +183,6 @@ void hisp_service_close(struct hisp *h)
 	hisp_trust_close(h->trust);
 	hisp_keys_close(h->keys);
 	hie_tls_ctx_free(h->smtp_tls);
+	hie_tls_ctx_free(h->submission_tls);
 	free(h);
 }

@@ -12,6 +12,7 @@
 #include "core/core_config.h"
 #include "core/core_db.h"
 #include "core/core_jobs.h"
+#include "hisp/hisp.h"
 #include "hisp/hisp_discovery.h"
 #include "hisp/hisp_smime.h"
 #include "hisp/hisp_smtp_in.h"
@@ -34,6 +35,17 @@ struct hisp {
 	struct hie_jobs *jobs;         /* set by hisp_service_register_jobs; wake after enqueue */
 	struct hisp_smtp_in *smtp;
 	SSL_CTX *smtp_tls;             /* [smtp] tls_cert / tls_key, or NULL */
+	/* the edge (hisp_edge.h) */
+	struct hisp_smtp_in *submission; /* [submission] listen server */
+	SSL_CTX *submission_tls;
+	hisp_bridge_fn bridge_fn;      /* set by node/ (hisp_service_set_bridge); NULL: bridge jobs park nothing, retry */
+	void *bridge_arg;
+	bool edge_require_tls;         /* [edge] require_tls */
+	int auth_max_failures;         /* [edge] auth_max_failures */
+	long long auth_lockout_ms;     /* [edge] auth_lockout */
+	int xdr_timeout_ms;            /* [edge] xdr_timeout */
+	char xdr_ca[1024];             /* [edge] xdr_ca or "" */
+	char forward_smtp_ca[1024];    /* [edge] forward_smtp_ca or "" */
 };
 
 /* [direct] hostname, or the system's host name ("localhost" when it has none), into out. */

@@ -45,6 +45,44 @@ void registry_service_init(struct registry_service *svc, const struct hie_cfg *c
  */
 hie_err_t registry_routes(struct hie_soap_router *router, struct registry_service *svc);
 
+/* Import (the push-to-pull bridge) ----------------------------------------------------------------------- */
+
+/*
+ * One document that arrived by other means than ITI-41 (a Direct message: as a plain C-CDA attachment, or
+ * inside an XDM package with its METADATA.xml), to be registered in this node's registry and stored in its
+ * repository exactly as an ITI-41 would (registry_import.c; same validation, same transaction).
+ */
+struct registry_import {
+	const unsigned char *data;   /* the document */
+	size_t len;
+	const char *mime_type;       /* "text/xml", "application/pdf", ... */
+	const char *metadata;        /* XDM METADATA.xml (ebRS 3.0 or 2.1 SubmitObjectsRequest) or NULL */
+	size_t metadata_len;
+	const char *entry_id;        /* with metadata: the ExtrinsicObject id describing this document */
+	const char *source;          /* who sent it (a Direct address), for the SubmissionSet author */
+};
+enum registry_import_outcome {
+	REGISTRY_IMPORT_REGISTERED,  /* stored (or already stored with the same bytes: idempotent) */
+	REGISTRY_IMPORT_PARKED,      /* cannot be registered without an operator (unknown patient, ...) */
+	REGISTRY_IMPORT_REFUSED,     /* the registry refused it (an IHE error code in reason) */
+};
+struct registry_import_result {
+	enum registry_import_outcome outcome;
+	char unique_id[129];         /* the DocumentEntry uniqueId (registered) */
+	char reason[200];            /* parked / refused: short, no patient data */
+};
+/*
+ * Patient resolution, in order: the metadata's patientId when it is known to the patient index (merged ids
+ * followed); its sourcePatientId; the CDA's recordTarget/patientRole/id values (root = assigning authority OID,
+ * extension = id); then the CDA's demographics (family, given, birth date, gender) when exactly one patient of
+ * the index matches. Without a match: PARKED "no patient matched". Without metadata the DocumentEntry is made
+ * from the CDA header (ClinicalDocument id, code, title, effectiveTime, confidentialityCode, languageCode,
+ * templateId → formatCode, author); a non-CDA document without metadata is PARKED.
+ * HIE_OK with res filled; an error (HIE_EDB, HIE_EBUSY, HIE_ENOMEM) means: try again later.
+ */
+hie_err_t registry_import(struct registry_service *svc, const struct registry_import *in,
+			  struct registry_import_result *res);
+
 /* Patient identity index --------------------------------------------------------------------------------- */
 
 /*

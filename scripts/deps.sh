@@ -8,10 +8,10 @@ set -euo pipefail
 mode=${1:-run}
 pkgs=(build-essential cmake pkg-config ca-certificates
       libmicrohttpd-dev libgnutls28-dev libpq-dev libxml2-dev libssl-dev libcurl4-openssl-dev
-      libldns-dev libldap2-dev libesmtp-dev
+      libldns-dev libldap2-dev libesmtp-dev libzip-dev libsodium-dev libjansson-dev
       postgresql postgresql-client openssl)
 if [ "$mode" = test ]; then
-  pkgs+=(libcmocka-dev clang libclang-rt-14-dev python3 curl swaks
+  pkgs+=(libcmocka-dev clang libclang-rt-14-dev python3 curl swaks unzip
         slapd ldap-utils nsd postfix)
 fi
 
