@@ -189,6 +189,8 @@ static const char *const inbound_keys[] = {"state", "count"};
 static const char *const quarantine_keys[] = {"id", "at", "reason"};
 static const char *const awaiting_keys[] = {"message_id", "recipient", "state", "deadline"};
 static const char *const failed_keys[] = {"message_id", "recipient", "state", "at", "reason"};
+static const char *const forward_failed_keys[] = {"mailbox_id", "address", "kind", "at", "reason"};
+static const char *const bridge_parked_keys[] = {"id", "mailbox_id", "state", "part", "at", "reason"};
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
@@ -211,6 +213,16 @@ static const struct section sections[] = {
 	 " FROM hisp_outbound_rcpt r JOIN hisp_outbound o ON o.id = r.outbound_id"
 	 " WHERE r.state IN ('failed', 'timeout') ORDER BY r.updated_at DESC LIMIT 50",
 	 failed_keys, 5},
+	/* the edge (hisp_forward.c, hisp_bridge.c): ids and reasons, never content */
+	{"direct failed forwards (newest first, at most 50):",
+	 "SELECT s.mailbox_id, m.address, s.kind, " TS("s.updated_at") ", coalesce(s.reason, '')"
+	 " FROM hisp_forward_state s JOIN hisp_mailbox m ON m.id = s.mailbox_id"
+	 " WHERE s.state = 'failed' ORDER BY s.updated_at DESC LIMIT 50",
+	 forward_failed_keys, 5},
+	{"direct bridge documents parked or failed (oldest first, at most 50; hienode bridge retry):",
+	 "SELECT id, mailbox_id, state, replace(part, ' ', '_'), " TS("updated_at") ", coalesce(reason, '')"
+	 " FROM hisp_bridge_docs WHERE state <> 'registered' ORDER BY id LIMIT 50",
+	 bridge_parked_keys, 6},
 };
 
 static hie_err_t print_section(const struct hisp_cli *c, PGconn *conn, const struct section *s)

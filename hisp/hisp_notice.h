@@ -119,6 +119,10 @@ hie_err_t hisp_receive_job(const struct hie_job *job, void *arg, char *errbuf, s
  * for messages that did not ask; HIE_ENOTFOUND for an unknown item.
  */
 hie_err_t hisp_mdn_dispatched(struct hisp *h, PGconn *tx, long long mailbox_id);
+/* The same with disposition `failed` (the edge could not deliver the item to its final destination: forwarding
+ * refused for good); Message-ID derived from mailbox_id ("mdn-failed-<id>@host"). HIE_OK without doing anything
+ * for notices and messages that did not ask; HIE_ENOTFOUND for an unknown item. */
+hie_err_t hisp_mdn_failed(struct hisp *h, PGconn *tx, long long mailbox_id);
 
 /* --- message helpers (hisp_mdn.c; pure) --------------------------------------------------------------------- */
 

@@ -21,7 +21,8 @@
  * (mdn-<inbound>-<n>@<host>), so a second run submits nothing new.
  *
  * hisp_mdn_dispatched queues the dispatched MDN (with X-DIRECT-FINAL-DESTINATION-DELIVERY) when the edge has
- * delivered a mailbox item whose message asked for it. The processed MDN does not carry that extension field:
+ * delivered a mailbox item whose message asked for it; hisp_mdn_failed the `failed` one when the edge could not
+ * (forwarding refused for good). The processed MDN does not carry that extension field:
  * it reports processing, not delivery to the final destination (the IG's and the NIST tools' reading).
  */
 #include <stdio.h>
@@ -474,7 +475,9 @@ out:
 
 /* --- dispatched ------------------------------------------------------------------------------------------ */
 
-hie_err_t hisp_mdn_dispatched(struct hisp *h, PGconn *tx, long long mailbox_id)
+/* The MDN with X-DIRECT-FINAL-DESTINATION-DELIVERY (disposition dispatched or failed) for mailbox item mailbox_id,
+ * queued when its message asked for final-destination delivery. Message-ID "mdn-<disposition>-<id>@host". */
+static hie_err_t queue_final_mdn(struct hisp *h, PGconn *tx, long long mailbox_id, const char *disposition)
 {
 	char ids[24], from[256] = "", msgid[256] = "", subject[401] = "", mdnid[320], ua[300];
 	PGresult *r = NULL;
@@ -517,13 +520,13 @@ hie_err_t hisp_mdn_dispatched(struct hisp *h, PGconn *tx, long long mailbox_id)
 		memcpy(subject, v.data, v.len + 1);
 	if (!from[0] || !msgid[0])
 		goto out;
-	snprintf(mdnid, sizeof mdnid, "mdn-dispatched-%lld@%s", mailbox_id, h->hostname);
+	snprintf(mdnid, sizeof mdnid, "mdn-%s-%lld@%s", disposition, mailbox_id, h->hostname);
 	snprintf(ua, sizeof ua, "%s; hienode", h->hostname);
 	struct hisp_mdn_req req = {.from = rcpt,
 				   .to = from,
 				   .original_message_id = msgid,
 				   .original_subject = subject[0] ? subject : NULL,
-				   .disposition = "dispatched",
+				   .disposition = disposition,
 				   .final_delivery = true,
 				   .reporting_ua = ua,
 				   .message_id = mdnid};
@@ -538,4 +541,14 @@ out:
 	hie_buf_free(&b);
 	PQclear(r);
 	return err;
+}
+
+hie_err_t hisp_mdn_dispatched(struct hisp *h, PGconn *tx, long long mailbox_id)
+{
+	return queue_final_mdn(h, tx, mailbox_id, "dispatched");
+}
+
+hie_err_t hisp_mdn_failed(struct hisp *h, PGconn *tx, long long mailbox_id)
+{
+	return queue_final_mdn(h, tx, mailbox_id, "failed");
 }

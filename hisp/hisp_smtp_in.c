@@ -17,6 +17,11 @@
  *
  * Logs: event=smtp.accepted (conn, id, client, rcpts count, bytes, tls), event=smtp.rejected for refused
  * messages, event=smtp.end per session. Never addresses or content.
+ *
+ * Submission mode (hisp_smtp_in.h): the same machine with AUTH PLAIN / LOGIN (RFC 4954, 4616) after
+ * STARTTLS, MAIL/RCPT only once authenticated, MAIL FROM checked with ops->mail, store refusals as 550 5.7.1.
+ * event=submission.auth (conn, client, mech, result) per AUTH; never the user name or the password, which
+ * are wiped from memory after the check.
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -27,6 +32,7 @@
 #include "core/core_log.h"
 #include "hisp/hisp_smtp_in.h"
 #include "hisp/hisp_trust.h"
+#include "hisp/hisp_util.h"
 
 #define OUT_MAX (64u * 1024u)
 #define OUT_FLUSH (8u * 1024u)
@@ -50,6 +56,10 @@ struct sess {
 	size_t nrcpts, rcap;
 	unsigned errors;
 	unsigned long messages;
+	/* submission mode */
+	bool authed, error_close;
+	unsigned auth_fails;
+	char user[HISP_SMTP_USER_MAX];
 };
 
 /* --- parsers ----------------------------------------------------------------------------------- */
@@ -99,7 +109,7 @@ static const struct {
 	{"HELO", HISP_SMTP_HELO}, {"EHLO", HISP_SMTP_EHLO}, {"MAIL", HISP_SMTP_MAIL},
 	{"RCPT", HISP_SMTP_RCPT}, {"DATA", HISP_SMTP_DATA}, {"RSET", HISP_SMTP_RSET},
 	{"NOOP", HISP_SMTP_NOOP}, {"QUIT", HISP_SMTP_QUIT}, {"VRFY", HISP_SMTP_VRFY},
-	{"HELP", HISP_SMTP_HELP}, {"STARTTLS", HISP_SMTP_STARTTLS},
+	{"HELP", HISP_SMTP_HELP}, {"STARTTLS", HISP_SMTP_STARTTLS}, {"AUTH", HISP_SMTP_AUTH},
 };
 
 hie_err_t hisp_smtp_cmd_parse(const char *line, size_t len, struct hisp_smtp_cmd *out)
@@ -148,6 +158,7 @@ hie_err_t hisp_smtp_cmd_parse(const char *line, size_t len, struct hisp_smtp_cmd
 	case HISP_SMTP_VRFY:
 	case HISP_SMTP_MAIL:
 	case HISP_SMTP_RCPT:
+	case HISP_SMTP_AUTH:
 		return n ? HIE_OK : HIE_EPARSE;
 	case HISP_SMTP_DATA:
 	case HISP_SMTP_RSET:
@@ -324,15 +335,17 @@ static hie_err_t reply(struct sess *x, const char *fmt, ...)
 	return x->out.len >= OUT_FLUSH ? flush(x) : HIE_OK;
 }
 
-/* A bad command: counted; the tenth one closes the session. */
+/* A bad command: counted; the tenth one closes the session (the fifth before AUTH in submission mode). */
 static hie_err_t bad(struct sess *x, const char *text)
 {
 	hie_err_t err = reply(x, "%s", text);
-	if (!err && ++x->errors >= HISP_SMTP_MAX_ERRORS) {
+	unsigned max = x->s->o.submission && !x->authed ? HISP_SMTP_MAX_ERRORS_PREAUTH : HISP_SMTP_MAX_ERRORS;
+	if (!err && ++x->errors >= max) {
 		hie_log(HIE_LOG_NOTICE, "event=smtp.too_many_errors conn=%llu client=%s errors=%u",
 			(unsigned long long)hie_net_conn_id(x->c), hie_net_peer_addr(x->c), x->errors);
 		err = reply(x, "421 4.7.0 %s too many errors, closing connection", x->s->host);
 		x->quit = true;
+		x->error_close = true;
 	}
 	return err;
 }
@@ -357,6 +370,8 @@ static hie_err_t do_helo(struct sess *x, const struct hisp_smtp_cmd *cmd)
 	if (cmd->verb == HISP_SMTP_HELO)
 		return reply(x, "250 %s", s->host);
 	bool tls = s->o.tls && !hie_net_is_tls(x->c);
+	/* RFC 4954 §4 / RFC 3207 §4.2: AUTH is offered only once the session is encrypted. */
+	bool auth = s->o.submission && hie_net_is_tls(x->c);
 	hie_err_t err = reply(x, "250-%s", s->host);
 	if (!err)
 		err = reply(x, "250-SIZE %zu", s->o.max_message);
@@ -364,6 +379,8 @@ static hie_err_t do_helo(struct sess *x, const struct hisp_smtp_cmd *cmd)
 		err = reply(x, "250-PIPELINING");
 	if (!err)
 		err = reply(x, "250-8BITMIME");
+	if (!err && auth)
+		err = reply(x, "250-AUTH PLAIN LOGIN");
 	if (!err)
 		err = reply(x, "250%sENHANCEDSTATUSCODES", tls ? "-" : " ");
 	if (!err && tls)
@@ -371,11 +388,45 @@ static hie_err_t do_helo(struct sess *x, const struct hisp_smtp_cmd *cmd)
 	return err;
 }
 
+/* The MAIL argument without AUTH= parameters (RFC 4954 §5: accepted by a server that offers AUTH; the
+ * identity it names is not used, the logged-in user is what counts). The path holds no blank. */
+static size_t strip_auth_param(const char *arg, size_t len, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < len;) {
+		size_t j = i;
+		while (j < len && arg[j] != ' ')
+			j++;
+		bool skip = i > 0 && ci_prefix(arg + i, j - i, "AUTH=");
+		if (!skip && o + (j - i) + 1 < cap) {
+			if (o)
+				out[o++] = ' ';
+			memcpy(out + o, arg + i, j - i);
+			o += j - i;
+		}
+		while (j < len && arg[j] == ' ')
+			j++;
+		i = j;
+	}
+	out[o] = '\0';
+	return o;
+}
+
 static hie_err_t do_mail(struct sess *x, const struct hisp_smtp_cmd *cmd)
 {
 	long long size;
+	char stripped[HISP_SMTP_LINE_MAX + 1];
+	struct hisp_smtp_cmd c2;
+	if (x->s->o.submission) {
+		c2 = *cmd;
+		c2.arglen = strip_auth_param(cmd->arg, cmd->arglen, stripped, sizeof stripped);
+		c2.arg = stripped;
+		cmd = &c2;
+	}
 	if (!x->greeted)
 		return bad(x, "503 5.5.1 send EHLO or HELO first");
+	if (x->s->o.submission && !x->authed)
+		return bad(x, "530 5.7.0 Authentication required");
 	if (x->in_mail)
 		return bad(x, "503 5.5.1 nested MAIL command");
 	hie_err_t err = hisp_smtp_parse_path(cmd->arg, cmd->arglen, x->from, sizeof x->from, &size);
@@ -386,6 +437,16 @@ static hie_err_t do_mail(struct sess *x, const struct hisp_smtp_cmd *cmd)
 	if (size >= 0 && (unsigned long long)size > x->s->o.max_message) {
 		x->from[0] = '\0';
 		return reply(x, "552 5.3.4 message size exceeds fixed limit");
+	}
+	if (x->s->o.submission) {
+		const struct hisp_smtp_ops *ops = &x->s->ops;
+		int r = !x->from[0] ? 550 : ops->mail ? ops->mail(ops->arg, x->user, x->from) : 451;
+		if (r != 250) {
+			x->from[0] = '\0';
+			if (r == 550)
+				return reply(x, "550 5.7.1 sender address not granted to this user");
+			return reply(x, "451 4.3.0 sender cannot be verified now, try again later");
+		}
 	}
 	x->in_mail = true;
 	return reply(x, "250 2.1.0 Ok");
@@ -412,6 +473,8 @@ static hie_err_t do_rcpt(struct sess *x, const struct hisp_smtp_cmd *cmd)
 {
 	const struct hisp_smtp_in *s = x->s;
 	char addr[HISP_SMTP_ADDR_MAX + 1];
+	if (s->o.submission && !x->authed)
+		return bad(x, "530 5.7.0 Authentication required");
 	if (!x->in_mail)
 		return bad(x, "503 5.5.1 need MAIL before RCPT");
 	hie_err_t err = hisp_smtp_parse_path(cmd->arg, cmd->arglen, addr, sizeof addr, NULL);
@@ -424,7 +487,8 @@ static hie_err_t do_rcpt(struct sess *x, const struct hisp_smtp_cmd *cmd)
 			return reply(x, "250 2.1.5 Ok");
 	if (x->nrcpts >= s->o.max_rcpts)
 		return reply(x, "452 4.5.3 too many recipients");
-	int r = s->ops.rcpt ? s->ops.rcpt(s->ops.arg, addr) : 451;
+	/* Submission: any address; the recipient's HISP is found when the message is sent. */
+	int r = s->o.submission ? 250 : s->ops.rcpt ? s->ops.rcpt(s->ops.arg, addr) : 451;
 	if (r == 550)
 		return reply(x, "550 5.1.1 recipient address rejected: user unknown");
 	if (r != 250)
@@ -443,7 +507,7 @@ static void log_rejected(struct sess *x, const char *reason)
 static hie_err_t store(struct sess *x)
 {
 	const struct hisp_smtp_in *s = x->s;
-	char id[HISP_SMTP_ID_MAX] = "", shown[HISP_SMTP_ID_MAX];
+	char id[HISP_SMTP_ID_MAX] = "", shown[HISP_SMTP_ID_MAX], why[200] = "", why_shown[200];
 	struct hisp_envelope env = {
 		.peer = hie_net_peer_addr(x->c),
 		.helo = x->helo,
@@ -451,11 +515,20 @@ static hie_err_t store(struct sess *x)
 		.rcpts = (const char *const *)x->rcpts,
 		.nrcpts = x->nrcpts,
 		.tls = hie_net_is_tls(x->c),
+		.user = s->o.submission ? x->user : NULL,
+		.reason = why,
+		.reasonlen = sizeof why,
 	};
 	const char *data = x->data.data ? x->data.data : "";
 	hie_err_t err = s->ops.store ? s->ops.store(s->ops.arg, &env, data, x->data.len, id, sizeof id) : HIE_EINVAL;
 	size_t nrcpts = x->nrcpts;
 	reset_tx(x);
+	if (err == HIE_EDENIED && s->o.submission) {
+		why[sizeof why - 1] = '\0';
+		hisp_printable(why, why_shown, sizeof why_shown, '?'); /* into a reply line: no CR, LF */
+		log_rejected(x, "refused");
+		return reply(x, "550 5.7.1 %s", why_shown[0] ? why_shown : "message refused");
+	}
 	if (err) {
 		hie_log(HIE_LOG_ERR, "event=smtp.store_failed conn=%llu client=%s rcpts=%zu bytes=%zu error=%s",
 			(unsigned long long)hie_net_conn_id(x->c), env.peer, nrcpts, x->data.len, hie_errname(err));
@@ -526,10 +599,223 @@ static hie_err_t do_starttls(struct sess *x)
 	return HIE_OK;
 }
 
+/* --- AUTH (submission mode; RFC 4954, PLAIN 4616, LOGIN draft-murchison-sasl-login) -------------------- */
+
+static int b64_val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+hie_err_t hisp_smtp_b64_decode(const char *in, size_t len, char *out, size_t outlen, size_t *n)
+{
+	if (!in || !out || !n || outlen == 0)
+		return HIE_EINVAL;
+	*n = 0;
+	out[0] = '\0';
+	if (len % 4 != 0)
+		return HIE_EPARSE;
+	size_t o = 0;
+	for (size_t i = 0; i < len; i += 4) {
+		int v[4];
+		size_t pad = 0;
+		for (size_t k = 0; k < 4; k++) {
+			unsigned char ch = (unsigned char)in[i + k];
+			if (ch == '=' && i + 4 == len && k >= 2) {
+				pad++;
+				v[k] = 0;
+				continue;
+			}
+			if (pad || (v[k] = b64_val(ch)) < 0)
+				return HIE_EPARSE; /* a character after '=', or not base64 */
+		}
+		unsigned bits = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
+		/* Non-canonical encodings (bits set in the padding) are refused too: strict RFC 4648 §3.5. */
+		if ((pad == 1 && (bits & 0xff)) || (pad == 2 && (bits & 0xffff)))
+			return HIE_EPARSE;
+		size_t take = 3 - pad;
+		if (o + take + 1 > outlen)
+			return HIE_ETOOBIG;
+		for (size_t k = 0; k < take; k++)
+			out[o++] = (char)((bits >> (16 - 8 * k)) & 0xff);
+	}
+	out[o] = '\0';
+	*n = o;
+	return HIE_OK;
+}
+
+enum auth_step { STEP_OK, STEP_CANCEL, STEP_BAD64, STEP_IO };
+
+/* Sends the 334 challenge and reads one response line, decoded into out. */
+static enum auth_step challenge(struct sess *x, const char *text, char *out, size_t outlen, size_t *n,
+				hie_err_t *ioerr)
+{
+	hie_err_t err = reply(x, "334 %s", text);
+	if (!err)
+		err = flush(x);
+	if (!err) {
+		hie_net_set_deadline(x->c, x->s->o.cmd_ms);
+		err = hie_net_readline(x->c, &x->line, HISP_SMTP_AUTH_LINE_MAX);
+	}
+	if (err == HIE_ETOOBIG)
+		return STEP_BAD64;
+	if (err) {
+		*ioerr = err;
+		return STEP_IO;
+	}
+	const char *l = hie_buf_str(&x->line);
+	if (x->line.len == 1 && l[0] == '*')
+		return STEP_CANCEL;
+	return hisp_smtp_b64_decode(l, x->line.len, out, outlen, n) ? STEP_BAD64 : STEP_OK;
+}
+
+/* Bytes [0, n) hold no NUL (C strings for the check). */
+static bool no_nul(const char *p, size_t n)
+{
+	return memchr(p, '\0', n) == NULL;
+}
+
+/* PLAIN: [authzid] NUL authcid NUL passwd. Only authzid empty or equal to authcid (no proxy login). */
+static bool plain_split(char *buf, size_t n, const char **user, const char **pass)
+{
+	char *a = memchr(buf, '\0', n);
+	if (!a)
+		return false;
+	char *b = memchr(a + 1, '\0', n - (size_t)(a + 1 - buf));
+	if (!b || !no_nul(b + 1, n - (size_t)(b + 1 - buf)))
+		return false;
+	*user = a + 1;
+	*pass = b + 1;
+	return buf[0] == '\0' || strcmp(buf, *user) == 0;
+}
+
+static hie_err_t auth_failed(struct sess *x, const char *mech, const char *result, const char *text)
+{
+	hie_log(HIE_LOG_NOTICE, "event=submission.auth conn=%llu client=%s mech=%s result=%s",
+		(unsigned long long)hie_net_conn_id(x->c), hie_net_peer_addr(x->c), mech, result);
+	hie_err_t err = reply(x, "%s", text);
+	if (!err && ++x->auth_fails >= HISP_SMTP_AUTH_FAILS) {
+		err = reply(x, "421 4.7.0 %s too many failed authentication attempts, closing connection",
+			    x->s->host);
+		x->quit = true;
+		x->error_close = true;
+	}
+	return err;
+}
+
+static hie_err_t check_login(struct sess *x, const char *mech, const char *user, const char *pass)
+{
+	const struct hisp_smtp_ops *ops = &x->s->ops;
+	char who[HISP_SMTP_USER_MAX] = "";
+	hie_err_t r = ops->auth ? ops->auth(ops->arg, hie_net_peer_addr(x->c), user, pass, who, sizeof who)
+				: HIE_EUNSUPPORTED;
+	/* The check may wait for a verification slot: the reply gets a fresh deadline. */
+	hie_net_set_deadline(x->c, x->s->o.cmd_ms);
+	if (r == HIE_OK && who[0]) {
+		snprintf(x->user, sizeof x->user, "%s", who);
+		x->authed = true;
+		x->errors = 0;
+		hie_log(HIE_LOG_INFO, "event=submission.auth conn=%llu client=%s mech=%s result=ok",
+			(unsigned long long)hie_net_conn_id(x->c), hie_net_peer_addr(x->c), mech);
+		return reply(x, "235 2.7.0 Authentication successful");
+	}
+	if (r == HIE_OK || r == HIE_EDENIED)
+		return auth_failed(x, mech, "fail", "535 5.7.8 Authentication credentials invalid");
+	if (r == HIE_EBUSY)
+		return auth_failed(x, mech, "locked", "454 4.7.0 Temporary authentication failure");
+	return auth_failed(x, mech, hie_errname(r), "454 4.7.0 Temporary authentication failure");
+}
+
+static hie_err_t auth_exchange(struct sess *x, bool plain, const char *ir, size_t irlen, char *a, char *b,
+			       size_t cap)
+{
+	const char *mech = plain ? "plain" : "login";
+	size_t na = 0, nb = 0;
+	hie_err_t ioerr = HIE_OK;
+	enum auth_step st = STEP_OK;
+	if (irlen == 1 && ir[0] == '=') {
+		a[0] = '\0'; /* an empty initial response (RFC 4954 §4) */
+	} else if (irlen) {
+		if (irlen == 1 && ir[0] == '*')
+			st = STEP_CANCEL;
+		else if (hisp_smtp_b64_decode(ir, irlen, a, cap, &na))
+			st = STEP_BAD64;
+	} else {
+		st = challenge(x, plain ? "" : "VXNlcm5hbWU6", a, cap, &na, &ioerr);
+	}
+	if (st == STEP_OK && !plain)
+		st = challenge(x, "UGFzc3dvcmQ6", b, cap, &nb, &ioerr);
+	if (st == STEP_IO)
+		return ioerr;
+	if (st == STEP_CANCEL)
+		return auth_failed(x, mech, "cancelled", "501 5.7.0 Authentication cancelled");
+	if (st == STEP_BAD64)
+		return auth_failed(x, mech, "bad_base64", "501 5.5.2 Invalid base64 data");
+	const char *user = a, *pass = b;
+	bool ok = plain ? plain_split(a, na, &user, &pass) : no_nul(a, na) && no_nul(b, nb);
+	if (!ok)
+		return auth_failed(x, mech, "fail", "535 5.7.8 Authentication credentials invalid");
+	return check_login(x, mech, user, pass);
+}
+
+static hie_err_t do_auth(struct sess *x, const struct hisp_smtp_cmd *cmd)
+{
+	if (!x->greeted)
+		return bad(x, "503 5.5.1 send EHLO first");
+	if (!x->s->o.tls || !hie_net_is_tls(x->c))
+		return bad(x, "538 5.7.11 Encryption required for requested authentication mechanism");
+	if (x->authed)
+		return bad(x, "503 5.5.1 already authenticated");
+	if (x->in_mail)
+		return bad(x, "503 5.5.1 MAIL transaction in progress");
+	size_t m = 0;
+	while (m < cmd->arglen && cmd->arg[m] != ' ')
+		m++;
+	const char *ir = cmd->arg + m;
+	size_t irlen = cmd->arglen - m;
+	while (irlen && ir[0] == ' ') {
+		ir++;
+		irlen--;
+	}
+	bool plain = ci_eq(cmd->arg, m, "PLAIN");
+	if (!plain && !ci_eq(cmd->arg, m, "LOGIN"))
+		return auth_failed(x, "other", "mechanism", "504 5.5.4 Unrecognized authentication type");
+	/* The initial response points into x->line, which a challenge overwrites: it is decoded first. */
+	size_t cap = HISP_SMTP_AUTH_LINE_MAX; /* decoded base64 is shorter than its line */
+	char *a = malloc(cap), *b = malloc(cap);
+	hie_err_t err = HIE_ENOMEM;
+	if (a && b) {
+		b[0] = '\0';
+		err = auth_exchange(x, plain, ir, irlen, a, b, cap);
+	}
+	if (a)
+		explicit_bzero(a, cap);
+	if (b)
+		explicit_bzero(b, cap);
+	free(a);
+	free(b);
+	explicit_bzero(x->line.data, x->line.len);
+	return err;
+}
+
 static hie_err_t dispatch(struct sess *x)
 {
 	struct hisp_smtp_cmd cmd;
 	hie_err_t perr = hisp_smtp_cmd_parse(hie_buf_str(&x->line), x->line.len, &cmd);
+	if (cmd.verb == HISP_SMTP_AUTH && !x->s->o.submission)
+		cmd.verb = HISP_SMTP_UNKNOWN;
+	/* Submission mode reads lines up to the AUTH limit; other commands keep the RFC 5321 one. */
+	if (x->line.len > HISP_SMTP_LINE_MAX && cmd.verb != HISP_SMTP_AUTH)
+		return bad(x, "500 5.5.2 line too long");
 	if (cmd.verb == HISP_SMTP_UNKNOWN)
 		return bad(x, "500 5.5.1 command unrecognized");
 	if (perr) {
@@ -566,9 +852,12 @@ static hie_err_t dispatch(struct sess *x)
 	case HISP_SMTP_VRFY:
 		return reply(x, "252 2.5.2 cannot VRFY user, but will accept message and attempt delivery");
 	case HISP_SMTP_HELP:
-		return reply(x, "214 2.0.0 commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY STARTTLS");
+		return reply(x, "214 2.0.0 commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY STARTTLS%s",
+			     x->s->o.submission ? " AUTH" : "");
 	case HISP_SMTP_STARTTLS:
 		return do_starttls(x);
+	case HISP_SMTP_AUTH:
+		return do_auth(x, &cmd);
 	default:
 		return bad(x, "500 5.5.1 command unrecognized");
 	}
@@ -588,7 +877,7 @@ static hie_err_t command_loop(struct sess *x)
 			if (err)
 				break;
 		}
-		err = hie_net_readline(x->c, &x->line, HISP_SMTP_LINE_MAX);
+		err = hie_net_readline(x->c, &x->line, s->o.submission ? HISP_SMTP_AUTH_LINE_MAX : HISP_SMTP_LINE_MAX);
 		if (err == HIE_ETOOBIG) {
 			err = bad(x, "500 5.5.2 line too long");
 			continue;
@@ -603,7 +892,7 @@ static void session(struct hie_net_conn *c, void *arg)
 {
 	struct hisp_smtp_in *s = arg;
 	struct sess x = {.s = s, .c = c};
-	hie_buf_init(&x.line, HISP_SMTP_LINE_MAX + 2);
+	hie_buf_init(&x.line, (s->o.submission ? HISP_SMTP_AUTH_LINE_MAX : HISP_SMTP_LINE_MAX) + 2);
 	hie_buf_init(&x.data, s->o.max_message + 2);
 	hie_buf_init(&x.out, OUT_MAX);
 
@@ -618,7 +907,7 @@ static void session(struct hie_net_conn *c, void *arg)
 		reply(&x, "421 4.4.2 %s timeout, closing connection", s->host);
 	}
 	flush(&x);
-	const char *why = x.quit ? (x.errors >= HISP_SMTP_MAX_ERRORS ? "errors" : "quit")
+	const char *why = x.quit ? (x.error_close ? "errors" : "quit")
 			  : err == HIE_ECLOSED ? "closed" : err == HIE_EBUSY ? "stopping" : hie_errname(err);
 	hie_log(err == HIE_ETIMEOUT ? HIE_LOG_NOTICE : HIE_LOG_INFO,
 		"event=smtp.end conn=%llu client=%s messages=%lu errors=%u tls=%s reason=%s",
@@ -626,6 +915,8 @@ static void session(struct hie_net_conn *c, void *arg)
 		hie_net_is_tls(c) ? "yes" : "no", why);
 	reset_tx(&x);
 	free(x.rcpts);
+	if (x.line.data)
+		explicit_bzero(x.line.data, x.line.len); /* an AUTH line may be the last one read */
 	hie_buf_free(&x.line);
 	hie_buf_free(&x.data);
 	hie_buf_free(&x.out);
@@ -671,7 +962,7 @@ hie_err_t hisp_smtp_in_start(struct hie_net_listener *l, const struct hisp_smtp_
 	if (s->o.data_ms <= 0)
 		s->o.data_ms = 600000;
 	struct hie_net_opts no = {
-		.name = "smtp",
+		.name = s->o.submission ? "submission" : "smtp",
 		.max_conns = s->o.max_conns,
 		.first_deadline_ms = s->o.cmd_ms,
 		.on_refuse = refuse,

@@ -10,6 +10,14 @@
  * client to resend. Each command has its deadline (cmd_ms), the DATA phase its own (data_ms); line length
  * capped (512 + extensions, 500 5.5.2 line too long); too many errors (bad commands) close the session
  * (421). Server stop: 421 4.3.2 to idle sessions.
+ *
+ * Submission mode (opts.submission, RFC 6409 + AUTH 4954, the edge's [submission] listen): AUTH PLAIN and
+ * LOGIN are advertised and accepted only over TLS (538 5.7.11 before STARTTLS, RFC 4954 §4); MAIL and RCPT
+ * need a successful AUTH (530 5.7.0); MAIL FROM must be granted to the user (ops->mail: 550 5.7.1); RCPT
+ * takes any syntactically valid address (ops->rcpt is not called); a store refusal (HIE_EDENIED with
+ * env->reason) is 550 5.7.1 <reason>. Wrong credentials 535 5.7.8, locked out 454 4.7.0, "*" 501 5.7.0,
+ * a second AUTH 503; the third failed AUTH of a session closes it (421); before AUTH at most
+ * HISP_SMTP_MAX_ERRORS_PREAUTH bad commands. Credentials are never logged.
  */
 #ifndef HIENODE_HISP_SMTP_IN_H
 #define HIENODE_HISP_SMTP_IN_H
@@ -29,6 +37,10 @@ struct hisp_envelope {
 	const char *const *rcpts; /* forward paths without <>, lower-cased */
 	size_t nrcpts;
 	bool tls;                 /* the message came over TLS */
+	/* submission mode */
+	const char *user;         /* the authenticated user (NULL on the MX receiver) */
+	char *reason;             /* store may write why it refused the message (HIE_EDENIED) here */
+	size_t reasonlen;
 };
 
 struct hisp_smtp_ops {
@@ -38,6 +50,13 @@ struct hisp_smtp_ops {
 	hie_err_t (*store)(void *arg, const struct hisp_envelope *env, const char *data, size_t len, char *id,
 			   size_t idlen);
 	void *arg;
+	/* submission mode only: */
+	/* Checks user/pass from client peer; as hisp_user_login: HIE_OK (out_user = the normalized user name),
+	 * HIE_EDENIED (535), HIE_EBUSY (locked out: 454), anything else 454. */
+	hie_err_t (*auth)(void *arg, const char *peer, const char *user, const char *pass, char *out_user,
+			  size_t len);
+	/* 250 when user may send as the lower-cased address, 550 when not, 451 when it cannot tell now. */
+	int (*mail)(void *arg, const char *user, const char *address);
 };
 
 struct hisp_smtp_in_opts {
@@ -48,6 +67,7 @@ struct hisp_smtp_in_opts {
 	int cmd_ms;               /* per command ([smtp] command_timeout) */
 	int data_ms;              /* whole DATA phase ([smtp] data_timeout) */
 	SSL_CTX *tls;             /* STARTTLS offered when non-NULL; must outlive the server */
+	bool submission;          /* submission mode (see above): AUTH required, ops->auth and ops->mail */
 };
 
 struct hisp_smtp_in;
@@ -70,6 +90,10 @@ hie_err_t hisp_smtp_parse_path(const char *arg, size_t len, char *addr, size_t a
 #define HISP_SMTP_ADDR_MAX 254   /* a path's address (RFC 5321 §4.5.3.1.3 minus <>) */
 #define HISP_SMTP_MAX_ERRORS 10  /* bad commands before 421 and close */
 #define HISP_SMTP_ID_MAX 64      /* bytes of the id store writes (with NUL) */
+#define HISP_SMTP_AUTH_LINE_MAX 12288 /* AUTH command or response line (RFC 4954 §4) */
+#define HISP_SMTP_USER_MAX 255   /* bytes of a user name (with NUL) */
+#define HISP_SMTP_AUTH_FAILS 3   /* failed AUTH commands per session before 421 and close */
+#define HISP_SMTP_MAX_ERRORS_PREAUTH 5 /* bad commands before AUTH (submission mode) before 421 */
 
 enum hisp_smtp_verb {
 	HISP_SMTP_UNKNOWN = 0,
@@ -84,6 +108,7 @@ enum hisp_smtp_verb {
 	HISP_SMTP_VRFY,
 	HISP_SMTP_HELP,
 	HISP_SMTP_STARTTLS,
+	HISP_SMTP_AUTH,  /* submission mode only; on the MX receiver treated as unknown */
 };
 
 struct hisp_smtp_cmd {
@@ -96,10 +121,14 @@ struct hisp_smtp_cmd {
 /*
  * Splits one command line (without CRLF) into verb and argument (verbs case-insensitive). An unknown verb
  * is HIE_OK with HISP_SMTP_UNKNOWN (500 5.5.1). HIE_EPARSE for a known verb whose syntax is wrong (501):
- * MAIL without "FROM:", RCPT without "TO:", HELO/EHLO/VRFY without argument, DATA/RSET/QUIT/STARTTLS with
+ * MAIL without "FROM:", RCPT without "TO:", HELO/EHLO/VRFY/AUTH without argument, DATA/RSET/QUIT/STARTTLS with
  * one, control or 8-bit bytes in the line. out->arg points into line.
  */
 hie_err_t hisp_smtp_cmd_parse(const char *line, size_t len, struct hisp_smtp_cmd *out);
+
+/* Strict base64 (RFC 4648 §4, padding required, no blanks) of an AUTH exchange into out[0..outlen), which
+ * gets a NUL after the bytes; *n = the decoded length. HIE_EPARSE for bad base64, HIE_ETOOBIG. */
+hie_err_t hisp_smtp_b64_decode(const char *in, size_t len, char *out, size_t outlen, size_t *n);
 
 /*
  * The DB side given as ops by hisp_service.c; arg is the struct hisp * (hisp_svc.h).

@@ -36,6 +36,9 @@ int node_cmd_trust(const struct node_opts *o);
 int node_cmd_route(const struct node_opts *o);
 int node_cmd_send(const struct node_opts *o);
 int node_cmd_mailbox(const struct node_opts *o);
+int node_cmd_user(const struct node_opts *o);
+int node_cmd_forward(const struct node_opts *o);
+int node_cmd_bridge(const struct node_opts *o);
 
 /* Process plumbing (node_process.c). */
 struct node_identity {
@@ -66,6 +69,17 @@ struct hie_http_server;
 hie_err_t node_web_setup(struct node_web **out, struct hie_http_server *http, const struct hie_cfg *cfg,
 			 struct registry_service *svc);
 void node_web_free(struct node_web *web);
+/* Mounts the Direct module's XDR Document Recipient (/xdr) on the same SOAP router. */
+struct hisp;
+hie_err_t node_web_add_hisp(struct node_web *web, struct hisp *h);
+
+/*
+ * The push-to-pull bridge (node_bridge.c): the hisp_bridge_fn the node gives the Direct module, registering a
+ * received document with registry_import. arg: struct registry_service *.
+ */
+struct hisp_bridge_doc;
+struct hisp_bridge_result;
+hie_err_t node_bridge_register(void *arg, const struct hisp_bridge_doc *doc, struct hisp_bridge_result *res);
 
 /* The node's database (node_db.c). */
 struct node_db {

@@ -1,5 +1,5 @@
 /*
- * node_direct.c — `hienode domain|cert|trust|route|send|mailbox`: the Direct HISP's operator commands
+ * node_direct.c — `hienode domain|cert|trust|route|send|mailbox|user|forward|bridge`: the Direct HISP's operator commands
  * (hisp_cli_*), run as one-shot commands on the node's database (node_oneshot_open) like `hienode patient`.
  * The module checks the arguments and prints; this file opens and closes what the command needs.
  */
@@ -55,4 +55,19 @@ int node_cmd_send(const struct node_opts *o)
 int node_cmd_mailbox(const struct node_opts *o)
 {
 	return run(o, hisp_cli_mailbox, "mailbox");
+}
+
+int node_cmd_user(const struct node_opts *o)
+{
+	return run(o, hisp_cli_user, "user");
+}
+
+int node_cmd_forward(const struct node_opts *o)
+{
+	return run(o, hisp_cli_forward, "forward");
+}
+
+int node_cmd_bridge(const struct node_opts *o)
+{
+	return run(o, hisp_cli_bridge, "bridge");
 }

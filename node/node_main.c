@@ -31,6 +31,14 @@ static const struct {
 	{"mailbox", node_cmd_mailbox, "list ADDR | get ADDR ID | ack ADDR ID: what arrived for a local Direct "
 				      "address; ack = delivered to its final destination (sends the dispatched MDN "
 				      "when the sender asked for it)"},
+	{"user", node_cmd_user, "add NAME | passwd NAME | remove NAME | grant NAME ADDR | revoke NAME ADDR | list: "
+				"edge users (SMTP submission, mailbox API, XDR); the password is read from the terminal "
+				"or stdin"},
+	{"forward", node_cmd_forward, "set ADDR smtp HOST:PORT [--tls MODE] | set ADDR xdr URL [--metadata "
+				      "full|minimal] | list | remove ADDR | status [ADDR]: push what arrives for ADDR "
+				      "to the practice"},
+	{"bridge", node_cmd_bridge, "add ADDR|DOMAIN | list | remove X | parked | retry ID|--all: register "
+				    "documents received over Direct in the local XDS registry"},
 };
 
 static void usage(FILE *out)

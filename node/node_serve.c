@@ -48,6 +48,8 @@ struct node {
 	struct hie_net_listener *smtp_l; /* the same for Direct SMTP */
 	struct hisp *hisp;
 	SSL_CTX *smtp_tls;               /* [smtp] STARTTLS context, loaded as root with the listener */
+	struct hie_net_listener *sub_l;  /* [submission] listener and its STARTTLS context, the same way */
+	SSL_CTX *sub_tls;
 	struct notify_mllp *mllp;
 };
 
@@ -170,6 +172,32 @@ static hie_err_t smtp_bind(struct node *n)
 	return hisp_smtp_tls_load(n->cfg, &n->smtp_tls); /* key files may be readable by root only */
 }
 
+/* Binds the submission port ([submission] listen) before privileges are dropped; "" disables it. */
+static hie_err_t submission_bind(struct node *n)
+{
+	const char *listen = hie_cfg_str(n->cfg, "submission", "listen");
+	if (!listen[0])
+		return HIE_OK;
+	hie_err_t err = hie_net_listen(listen, &n->sub_l);
+	if (err) {
+		hie_log(HIE_LOG_ERR, "event=start.submission error=bind listen=%s", listen);
+		return err;
+	}
+	return hisp_submission_tls_load(n->cfg, &n->sub_tls);
+}
+
+static hie_err_t submission_start(struct node *n)
+{
+	if (!n->sub_l)
+		return HIE_OK;
+	hie_err_t err = hisp_service_submission_start(n->hisp, n->sub_l, n->sub_tls);
+	if (!err) {
+		n->sub_l = NULL;
+		n->sub_tls = NULL;
+	}
+	return err;
+}
+
 static hie_err_t smtp_start(struct node *n)
 {
 	if (!n->smtp_l)
@@ -245,6 +273,13 @@ static hie_err_t jobs_setup(struct node *n)
 		err = hisp_service_open(c, n->db.pool, n->state_dir, &n->hisp);
 	if (!err)
 		err = hisp_service_register_jobs(n->hisp, n->jobs);
+	/* The edge's HTTP mounts need the service; the server has not started yet. */
+	if (!err)
+		err = hisp_edge_routes(n->hisp, n->http);
+	if (!err)
+		err = node_web_add_hisp(n->web, n->hisp);
+	if (!err)
+		hisp_service_set_bridge(n->hisp, node_bridge_register, &n->registry);
 	return err;
 }
 
@@ -259,6 +294,8 @@ static hie_err_t start(struct node *n)
 		err = mllp_bind(n);
 	if (!err)
 		err = smtp_bind(n);
+	if (!err)
+		err = submission_bind(n);
 	if (!err)
 		err = metrics_setup(n);
 	/* Reads the TLS key while still root: key files are readable by root only (like nginx). */
@@ -286,6 +323,8 @@ static hie_err_t start(struct node *n)
 	if (!err)
 		err = smtp_start(n);
 	if (!err)
+		err = submission_start(n);
+	if (!err)
 		err = hie_http_start(n->http);
 	return err;
 }
@@ -302,6 +341,10 @@ static void stop(struct node *n)
 	n->smtp_l = NULL;
 	hie_tls_ctx_free(n->smtp_tls);
 	n->smtp_tls = NULL;
+	hie_net_listener_close(n->sub_l);
+	n->sub_l = NULL;
+	hie_tls_ctx_free(n->sub_tls);
+	n->sub_tls = NULL;
 	hie_http_stop(n->http);
 	if (n->jobs && hie_jobs_stop(n->jobs) == HIE_ETIMEOUT) {
 		/* Handlers still running past the bound: their leases expire and the jobs run again elsewhere. */

@@ -3,7 +3,8 @@
  *
  * Every endpoint path is one HTTP route (POST, body capped by [http] max_body before anything is parsed)
  * that hands the request to the SOAP router: parse, WS-Addressing, MTOM, dispatch by (path, action), reply
- * or fault. The modules register their transactions on the router (registry: /xds/registry, /xds/repository);
+ * or fault. The modules register their transactions on the router (registry: /xds/registry, /xds/repository;
+ * hisp: /xdr); handlers find the struct hie_http_req * of the request in req->call->user (Basic auth, TLS);
  * a path with no transaction registered yet answers 404, an unknown action on a served path a Sender fault
  * wsa:ActionNotSupported.
  */
@@ -13,6 +14,7 @@
 #include "core/core_http.h"
 #include "core/core_log.h"
 #include "core/core_soap.h"
+#include "hisp/hisp.h"
 #include "node/node.h"
 
 static const char *const soap_paths[] = {
@@ -65,6 +67,11 @@ hie_err_t node_web_setup(struct node_web **out, struct hie_http_server *http, co
 	}
 	*out = web;
 	return HIE_OK;
+}
+
+hie_err_t node_web_add_hisp(struct node_web *web, struct hisp *h)
+{
+	return hisp_xdr_routes(h, web->router);
 }
 
 void node_web_free(struct node_web *web)

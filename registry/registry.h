@@ -32,10 +32,34 @@ extern const size_t registry_migrations_count;
  * registry_service_init() before serving and sets `pool` once the database is open (routes may be added
  * before that; no request is served before).
  */
+/*
+ * [bridge]: metadata values a document received over Direct does not carry, for registry_import. Codes are
+ * "code^^scheme" or "code^^scheme^display". An empty member (as after memset) means the built-in default,
+ * which is also the key's default (REGISTRY_BRIDGE_DEF_*).
+ */
+#define REGISTRY_BRIDGE_DEF_SOURCE_ID "1.3.6.1.4.1.21367.13.20.1000.2"
+#define REGISTRY_BRIDGE_DEF_HCFT "35971002^^2.16.840.1.113883.6.96^Ambulatory care site"
+#define REGISTRY_BRIDGE_DEF_PRACTICE "394802001^^2.16.840.1.113883.6.96^General medicine"
+#define REGISTRY_BRIDGE_DEF_TYPE "34133-9^^2.16.840.1.113883.6.1^Summary of episode note"
+#define REGISTRY_BRIDGE_DEF_CONF "N^^2.16.840.1.113883.5.25^normal"
+#define REGISTRY_BRIDGE_DEF_LANGUAGE "en-US"
+struct registry_bridge_cfg {
+	char source_id[65];              /* [bridge] source_id: SubmissionSet sourceId (an OID) */
+	char hcft_code[256];             /* [bridge] healthcare_facility_type_code */
+	char practice_code[256];         /* [bridge] practice_setting_code */
+	char class_code[256];            /* [bridge] class_code ("" = the CDA's document code) */
+	char type_code[256];             /* [bridge] type_code: when neither metadata nor a CDA gives one */
+	char confidentiality_code[256];  /* [bridge] confidentiality_code: idem */
+	char language_code[36];          /* [bridge] language_code: idem */
+};
+/* Fills b from the [bridge] keys (registry_import.c). */
+void registry_bridge_config(struct registry_bridge_cfg *b, const struct hie_cfg *cfg);
+
 struct registry_service {
 	struct hie_db_pool *pool;
 	size_t max_query_results;     /* [registry] max_query_results */
 	char repository_uid[65];      /* [repository] unique_id */
+	struct registry_bridge_cfg bridge; /* [bridge] (registry_bridge_config; zeroed = defaults) */
 };
 void registry_service_init(struct registry_service *svc, const struct hie_cfg *cfg);
 

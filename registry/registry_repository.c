@@ -9,7 +9,8 @@
  * computes SHA-1 and size; a supplied value that differs is XDSRepositoryMetadataError naming the attribute
  * and both values. It then sets hash, size and repositoryUniqueId on the DocumentEntry and registers the
  * submission exactly as ITI-42 would (registry_register_submission), storing the bytes in repo_documents
- * inside that same transaction: metadata and content commit together or not at all.
+ * inside that same transaction: metadata and content commit together or not at all. That second half,
+ * registry_repository_register, is shared with the push-to-pull bridge (registry_import.c).
  *
  * A request that is not this transaction's message at all is a Sender fault; anything else is answered with
  * an rs:RegistryResponse (Failure with the RegistryErrorList). Nothing of a document, and no patient data,
@@ -32,31 +33,32 @@
 #include "registry/registry_repository.h"
 #include "registry/registry_soap.h"
 
-/* One xdsb:Document of the request. */
+/* One xdsb:Document of the request; its bytes and DocumentEntry are rd[i] of struct pnr (same index). */
 struct pnr_doc {
 	char *id;                        /* @id (xmlFree) */
 	const xmlNode *node;
 	bool is_inline;
 	size_t off;                      /* inline: offset of the bytes in the scratch buffer */
-	const char *data;                /* the bytes (MTOM part or scratch) */
-	size_t len;
-	struct registry_ebrim_obj *de;   /* its DocumentEntry (top-level object of the submission) */
-	const char *unique_id;           /* the DocumentEntry's uniqueId and mimeType (submission's arena) */
-	const char *mime_type;
-	char hash[41];
-	char size[24];
 };
 
 struct pnr {
 	struct registry_service *svc;
 	struct pnr_doc *docs;
+	struct registry_repo_doc *rd;    /* data/len (MTOM part or scratch), de, and what registration fills */
 	size_t ndocs;
 	size_t bytes;
 };
 
+/* What registry_register_submission's in_tx stores. */
+struct repo_store {
+	const struct registry_service *svc;
+	const struct registry_repo_doc *docs;
+	size_t ndocs;
+};
+
 /* Reads one xdsb:Document: its id and its bytes (errors a peer can cause become entries of r). */
 static hie_err_t read_document(const struct hie_soap_msg *req, const xmlNode *el, struct pnr_doc *d,
-			       struct hie_buf *scratch, struct registry_response *r)
+			       struct registry_repo_doc *rd, struct hie_buf *scratch, struct registry_response *r)
 {
 	d->node = el;
 	d->id = (char *)xmlGetNoNsProp(el, BAD_CAST "id");
@@ -65,7 +67,7 @@ static hie_err_t read_document(const struct hie_soap_msg *req, const xmlNode *el
 					     "an xdsb:Document has no id attribute");
 	d->is_inline = hie_xml_child(el, HIE_XOP_NS, "Include") == NULL;
 	d->off = scratch->len;
-	hie_err_t err = hie_soap_binary(req, el, &d->data, &d->len, scratch);
+	hie_err_t err = hie_soap_binary(req, el, &rd->data, &rd->len, scratch);
 	switch (err) {
 	case HIE_OK:
 		return HIE_OK;
@@ -101,20 +103,22 @@ static hie_err_t read_documents(const struct hie_soap_msg *req, struct pnr *p, s
 		return registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_OUT_OF_RESOURCES, NULL,
 					     "%zu documents in one submission; at most %u", n, REPO_MAX_DOCUMENTS);
 	p->docs = n ? calloc(n, sizeof *p->docs) : NULL;
-	if (n && !p->docs)
+	p->rd = n ? calloc(n, sizeof *p->rd) : NULL;
+	if (n && (!p->docs || !p->rd))
 		return HIE_ENOMEM;
 	hie_err_t err = HIE_OK;
 	HIE_XML_FOREACH(el, req->payload, REGISTRY_NS_XDSB, "Document") {
-		err = read_document(req, el, &p->docs[p->ndocs++], scratch, r);
+		err = read_document(req, el, &p->docs[p->ndocs], &p->rd[p->ndocs], scratch, r);
+		p->ndocs++;
 		if (err)
 			return err;
 	}
 	/* Inline bytes were appended to scratch, which may have moved since: point at them only now. */
 	for (size_t i = 0; i < p->ndocs; i++) {
-		struct pnr_doc *d = &p->docs[i];
-		if (d->is_inline && d->data)
-			d->data = scratch->data ? scratch->data + d->off : "";
-		p->bytes += d->len;
+		struct registry_repo_doc *rd = &p->rd[i];
+		if (p->docs[i].is_inline && rd->data)
+			rd->data = scratch->data ? scratch->data + p->docs[i].off : "";
+		p->bytes += rd->len;
 	}
 	return HIE_OK;
 }
@@ -158,7 +162,7 @@ static hie_err_t match(struct registry_ebrim_submission *s, struct pnr *p, struc
 		}
 		size_t k = (size_t)(o - s->objs);
 		has_doc[k] = true;
-		d->de = &s->objs[k];
+		p->rd[d - p->docs].de = &s->objs[k];
 	}
 	for (size_t i = 0; i < s->ndocs && !err; i++) {
 		const struct registry_ebrim_doc *e = &s->docs[i];
@@ -167,17 +171,6 @@ static hie_err_t match(struct registry_ebrim_submission *s, struct pnr *p, struc
 		err = registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_MISSING_DOCUMENT, e->obj->id,
 					    "DocumentEntry '%s' (uniqueId '%s') has no xdsb:Document in the request",
 					    e->obj->id ? e->obj->id : "", e->unique_id ? e->unique_id : "");
-	}
-	for (size_t i = 0; i < p->ndocs; i++) {
-		struct pnr_doc *d = &p->docs[i];
-		if (!d->de)
-			continue;
-		for (size_t k = 0; k < s->ndocs; k++)
-			if (s->docs[k].obj == d->de) {
-				d->unique_id = s->docs[k].unique_id;
-				break;
-			}
-		d->mime_type = d->de->mime_type;
 	}
 out:
 	free(sorted);
@@ -225,36 +218,37 @@ static const char *slot_value(const struct registry_ebrim_obj *o, const char *na
  * repository's values are authoritative; a source that sends different ones has metadata that does not
  * describe its document), then writes them and our repositoryUniqueId into the DocumentEntries.
  */
-static hie_err_t check_and_set(struct registry_ebrim_submission *s, struct pnr *p, struct registry_response *r)
+static hie_err_t check_and_set(const struct registry_service *svc, struct registry_ebrim_submission *s,
+			       struct registry_repo_doc *docs, size_t ndocs, struct registry_response *r)
 {
 	hie_err_t err = HIE_OK;
-	for (size_t i = 0; i < p->ndocs && !err; i++) {
-		struct pnr_doc *d = &p->docs[i];
+	for (size_t i = 0; i < ndocs && !err; i++) {
+		struct registry_repo_doc *d = &docs[i];
 		err = sha1_hex(d->data, d->len, d->hash);
 		if (err)
 			break;
 		snprintf(d->size, sizeof d->size, "%zu", d->len);
+		/* ITI-41 pairs a Document with the DocumentEntry of the same id: the entry's id names both. */
+		const char *id = d->de->id ? d->de->id : "";
 		const char *hash = slot_value(d->de, "hash"), *size = slot_value(d->de, "size");
 		if (hash && strcasecmp(hash, d->hash) != 0)
 			err = registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_METADATA, d->de->id,
 						    "DocumentEntry '%s' hash: supplied '%s', computed by the "
 						    "repository '%s'",
-						    d->id,
-						    hash, d->hash);
+						    id, hash, d->hash);
 		if (!err && size && !size_matches(size, d->len))
 			err = registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_METADATA, d->de->id,
 						    "DocumentEntry '%s' size: supplied '%s', computed by the "
 						    "repository '%s'",
-						    d->id,
-						    size, d->size);
+						    id, size, d->size);
 	}
-	for (size_t i = 0; i < p->ndocs && !err && !r->nerrors; i++) {
-		struct pnr_doc *d = &p->docs[i];
+	for (size_t i = 0; i < ndocs && !err && !r->nerrors; i++) {
+		struct registry_repo_doc *d = &docs[i];
 		err = registry_ebrim_set_slot(s, d->de, "hash", d->hash);
 		if (!err)
 			err = registry_ebrim_set_slot(s, d->de, "size", d->size);
 		if (!err)
-			err = registry_ebrim_set_slot(s, d->de, "repositoryUniqueId", p->svc->repository_uid);
+			err = registry_ebrim_set_slot(s, d->de, "repositoryUniqueId", svc->repository_uid);
 	}
 	if (err == HIE_ETOOBIG)
 		err = registry_response_add(r, REGISTRY_SEV_ERROR, REPO_ERR_OUT_OF_RESOURCES, NULL,
@@ -273,11 +267,11 @@ static hie_err_t store_documents(PGconn *tx, const struct registry_ebrim_submiss
 	static const char sql[] =
 		"INSERT INTO repo_documents (unique_id, repository_unique_id, mime_type, hash, size, content)"
 		" VALUES ($1, $2, $3, $4, $5::bigint, $6::bytea) ON CONFLICT (unique_id) DO NOTHING";
-	const struct pnr *p = arg;
+	const struct repo_store *p = arg;
 	(void)s;
 	(void)r; /* a failure here rolls back; registration reports XDSRepositoryError */
 	for (size_t i = 0; i < p->ndocs; i++) {
-		const struct pnr_doc *d = &p->docs[i];
+		const struct registry_repo_doc *d = &p->docs[i];
 		if (!d->unique_id || d->len > (size_t)INT_MAX)
 			return HIE_EINVAL;
 		const char *v[] = {d->unique_id, p->svc->repository_uid, d->mime_type ? d->mime_type : "", d->hash,
@@ -291,11 +285,35 @@ static hie_err_t store_documents(PGconn *tx, const struct registry_ebrim_submiss
 	return HIE_OK;
 }
 
+hie_err_t registry_repository_register(struct registry_service *svc, struct registry_ebrim_submission *s,
+				       struct registry_repo_doc *docs, size_t ndocs, struct registry_response *r)
+{
+	/* uniqueId and mimeType now: they live in s's arena, which outlives the view rebuilds to come. */
+	for (size_t i = 0; i < ndocs; i++) {
+		struct registry_repo_doc *d = &docs[i];
+		d->unique_id = NULL;
+		for (size_t k = 0; k < s->ndocs; k++)
+			if (s->docs[k].obj == d->de) {
+				d->unique_id = s->docs[k].unique_id;
+				break;
+			}
+		d->mime_type = d->de->mime_type;
+	}
+	hie_err_t err = check_and_set(svc, s, docs, ndocs, r);
+	if (err || r->nerrors)
+		return err;
+	const struct repo_store st = {.svc = svc, .docs = docs, .ndocs = ndocs};
+	const struct registry_register_opts opts = {
+		.provide_and_register = true, .in_tx = store_documents, .in_tx_arg = (void *)&st};
+	return registry_register_submission(svc->pool, s, &opts, r);
+}
+
 static void free_pnr(struct pnr *p)
 {
 	for (size_t i = 0; i < p->ndocs; i++)
 		xmlFree(p->docs[i].id);
 	free(p->docs);
+	free(p->rd);
 }
 
 hie_err_t registry_provide_handle(const struct hie_soap_msg *req, struct hie_soap_response *resp, void *arg)
@@ -328,12 +346,7 @@ hie_err_t registry_provide_handle(const struct hie_soap_msg *req, struct hie_soa
 	if (!err && s && !r.nerrors)
 		err = match(s, &p, &r);
 	if (!err && s && !r.nerrors)
-		err = check_and_set(s, &p, &r);
-	if (!err && s && !r.nerrors) {
-		const struct registry_register_opts opts = {
-			.provide_and_register = true, .in_tx = store_documents, .in_tx_arg = &p};
-		err = registry_register_submission(svc->pool, s, &opts, &r);
-	}
+		err = registry_repository_register(svc, s, p.rd, p.ndocs, &r);
 	if (!err)
 		err = registry_response_build(&r, REGISTRY_STATUS_AUTO, &resp->body_xml);
 	/* An MTOM request gets an MTOM reply: some SOAP stacks cannot read a plain one after sending MTOM. */

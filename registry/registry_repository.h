@@ -15,6 +15,7 @@
 
 #include "core/core_soap.h"
 #include "registry/registry.h"
+#include "registry/registry_ebrim.h"
 #include "registry/registry_response.h"
 
 #define REGISTRY_NS_XDSB "urn:ihe:iti:xds-b:2007"
@@ -49,5 +50,26 @@
 /* ITI-43 proper (registry_repository_retrieve.c); registry_retrieve_handle delegates to it. */
 hie_err_t registry_repository_retrieve(struct registry_service *svc, const struct hie_soap_msg *req,
 				       struct hie_soap_response *resp);
+
+/*
+ * The part of ITI-41 that the push-to-pull bridge (registry_import.c) shares: documents whose DocumentEntries
+ * are top-level objects of a parsed submission s. For each: SHA-1 and size computed and compared with any the
+ * source supplied (XDSRepositoryMetadataError naming the attribute and both values), then hash, size and our
+ * repositoryUniqueId set on the DocumentEntry, and the submission registered exactly as ITI-42 would
+ * (registry_register_submission, provide_and_register) with the bytes stored in repo_documents inside that
+ * same transaction. The outcome is in r (r->nerrors == 0: committed; a database down or busy is an entry,
+ * XDSRegistryError / XDSRegistryBusy). Returns HIE_ENOMEM only. docs[i].de, data and len are the caller's;
+ * the other members are filled here (unique_id/mime_type point into s's arena).
+ */
+struct registry_repo_doc {
+	struct registry_ebrim_obj *de;   /* its DocumentEntry (a top-level ExtrinsicObject of s) */
+	const char *data;                /* the bytes */
+	size_t len;
+	const char *unique_id, *mime_type;
+	char hash[41];
+	char size[24];
+};
+hie_err_t registry_repository_register(struct registry_service *svc, struct registry_ebrim_submission *s,
+				       struct registry_repo_doc *docs, size_t ndocs, struct registry_response *r);
 
 #endif

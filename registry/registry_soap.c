@@ -19,6 +19,7 @@ void registry_service_init(struct registry_service *svc, const struct hie_cfg *c
 	memset(svc, 0, sizeof *svc);
 	svc->max_query_results = (size_t)hie_cfg_int(cfg, "registry", "max_query_results");
 	snprintf(svc->repository_uid, sizeof svc->repository_uid, "%s", hie_cfg_str(cfg, "repository", "unique_id"));
+	registry_bridge_config(&svc->bridge, cfg);
 }
 
 hie_err_t registry_routes(struct hie_soap_router *router, struct registry_service *svc)

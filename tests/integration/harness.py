@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import socket
 import subprocess
 import sys
@@ -96,7 +97,13 @@ class Node:
         raise AssertionError("%s not healthy after %ss:\n%s" % (self.name, timeout, self.log_tail()))
 
     def http(self, method, path, body=None, headers=None, timeout=30):
-        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
+        if self.env.get("HIENODE_HTTP_TLS_CERT"):
+            # HTTPS node: verified against self.tls_ca when a test sets it (else only for the health probe).
+            ca = getattr(self, "tls_ca", None)
+            ctx = ssl.create_default_context(cafile=ca) if ca else ssl._create_unverified_context()
+            c = http.client.HTTPSConnection("127.0.0.1", self.http_port, timeout=timeout, context=ctx)
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
         try:
             c.request(method, path, body=body, headers=headers or {})
             r = c.getresponse()
