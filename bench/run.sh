@@ -2,8 +2,9 @@
 # Runs the XDS.b benchmarks against a Release build of the node and prints one table at the end.
 #   bench/run.sh                 full run (several minutes: the FindDocuments data set is 1,000,000 entries)
 #   BENCH_QUICK=1 bench/run.sh   smoke run (small sizes, under a minute)
-#   bench/run.sh register find   only some of: register find retrieve smime direct
+#   bench/run.sh register find   only some of: register find retrieve smime direct edge
 #   (direct: Direct end to end over SMTP, bench/direct_e2e.py; sizes BENCH_DIRECT_* in its header)
+#   (edge: the mailbox API over HTTPS, bench/edge_api.py; sizes BENCH_EDGE_* in its header)
 # Sizes: see the header of each bench/xds_*.py (BENCH_REG_*, BENCH_FIND_*, BENCH_RET_*). BENCH_PERF=1 adds a
 # `perf record -a` profile of every HTTP phase. HIENODE_BIN overrides the binary (default build-bench/hienode,
 # built here with CMAKE_BUILD_TYPE=Release when missing or older than the sources).
@@ -31,7 +32,7 @@ export HIENODE_BIN
 results=$(mktemp /tmp/bench-results.XXXXXX)
 export BENCH_RESULTS="$results"
 trap 'rm -f "$results"' EXIT
-set -- ${*:-register find retrieve smime direct}
+set -- ${*:-register find retrieve smime direct edge}
 status=0
 for b in "$@"; do
 	case "$b" in
@@ -45,7 +46,8 @@ for b in "$@"; do
 			taskset -c 0 "$build/smime_bench" || status=1
 		fi ;;
 	direct) python3 "$here/direct_e2e.py" || status=1 ;;
-	*) echo "unknown benchmark $b (register, find, retrieve, smime, direct)" >&2; exit 2 ;;
+	edge) python3 "$here/edge_api.py" || status=1 ;;
+	*) echo "unknown benchmark $b (register, find, retrieve, smime, direct, edge)" >&2; exit 2 ;;
 	esac
 	echo
 done

@@ -120,7 +120,7 @@ int hisp_cli_route(const struct hisp_cli *c, int argc, char **argv);   /* add, l
 int hisp_cli_send(const struct hisp_cli *c, int argc, char **argv);    /* --from --to --cc --subject --body --attach */
 int hisp_cli_mailbox(const struct hisp_cli *c, int argc, char **argv); /* list ADDR, get ADDR ID, ack ADDR ID */
 int hisp_cli_user(const struct hisp_cli *c, int argc, char **argv);    /* add, passwd, remove, grant, revoke, list */
-int hisp_cli_forward(const struct hisp_cli *c, int argc, char **argv); /* set, list, remove */
+int hisp_cli_forward(const struct hisp_cli *c, int argc, char **argv); /* set, list, remove, status */
 int hisp_cli_bridge(const struct hisp_cli *c, int argc, char **argv);  /* add, list, remove, parked, retry */
 /* Direct part of `hienode status`: quarantine, outbound awaiting MDN, failed deliveries. */
 int hisp_cli_status(const struct hisp_cli *c);

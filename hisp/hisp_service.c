@@ -126,6 +126,8 @@ hie_err_t hisp_service_register_jobs(struct hisp *h, struct hie_jobs *jobs)
 {
 	long long lease = hie_cfg_int(h->cfg, "jobs", "lease");
 	int receive_lease = (int)(lease < 60000 ? lease : 60000);
+	long long slowest = (h->xdr_timeout_ms > h->smtp_out_timeout_ms ? h->xdr_timeout_ms : h->smtp_out_timeout_ms) + 60000LL;
+	int forward_lease = (int)(lease > slowest ? lease : slowest);
 	const struct hie_jobs_handler handlers[] = {
 		/* Short lease: decrypting and storing takes well under a second, and a message accepted by a node
 		 * killed while processing it is taken up again a minute later ([jobs] lease if shorter). */
@@ -133,7 +135,8 @@ hie_err_t hisp_service_register_jobs(struct hisp *h, struct hie_jobs *jobs)
 		{.kind = "hisp.send", .fn = hisp_send_job, .arg = h},
 		{.kind = "hisp.timeout", .fn = hisp_timeout_job, .arg = h},
 		{.kind = "hisp.bundle", .fn = hisp_bundle_job, .arg = h, .max_attempts = 3},
-		{.kind = "hisp.forward", .fn = hisp_forward_job, .arg = h},
+		/* Long enough for the slowest delivery it waits on: an XDR or SMTP exchange with its own deadline. */
+		{.kind = "hisp.forward", .fn = hisp_forward_job, .arg = h, .lease_ms = forward_lease},
 		{.kind = "hisp.bridge", .fn = hisp_bridge_job, .arg = h},
 	};
 	for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {

@@ -10,6 +10,11 @@
  * time process-wide (a burst of logins must not take gigabytes). An unknown or disabled user verifies a
  * dummy hash: the reply takes as long as for a wrong password (no user enumeration by timing).
  *
+ * Verified credentials are remembered for CACHE_TTL_MS (CACHE_SLOTS entries) as a keyed BLAKE2b tag of the
+ * stored hash and the password, under a key drawn at start: an EHR polling the mailbox API every few seconds
+ * costs one Argon2id per five minutes, not one per request. The tag covers the stored hash, so a password
+ * change, a removed or disabled user (no hash looked up) misses at once; nothing reversible is kept.
+ *
  * Failed logins are counted per client address in a bounded in-memory table (LIMIT_SLOTS entries, the least
  * recently seen one evicted): after [edge] auth_max_failures failures within [edge] auth_lockout the address
  * gets HIE_EBUSY without a password check until the lockout ends. Per process: N nodes allow N times as many
@@ -38,12 +43,15 @@
 #define LIMIT_SLOTS 4096
 #define PEER_MAX 64
 #define ACQUIRE_MS 5000
+#define CACHE_SLOTS 256
+#define CACHE_TTL_MS (5 * 60 * 1000LL)
 
 /* --- libsodium, the verification slots ------------------------------------------------------------------ */
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static bool sodium_ok;
 static char dummy_hash[crypto_pwhash_STRBYTES];
+static unsigned char cache_key[crypto_generichash_KEYBYTES]; /* verified-credentials cache key */
 
 static pthread_mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t slot_cv = PTHREAD_COND_INITIALIZER;
@@ -53,6 +61,7 @@ static void init_once(void)
 {
 	if (sodium_init() < 0)
 		return;
+	randombytes_buf(cache_key, sizeof cache_key);
 	/* A hash of a random password nobody knows, verified for unknown users. */
 	unsigned char pw[32];
 	char hex[sizeof pw * 2 + 1];
@@ -63,6 +72,49 @@ static void init_once(void)
 	sodium_memzero(hex, sizeof hex);
 	if (!sodium_ok)
 		hie_log(HIE_LOG_ERR, "event=hisp.users error=pwhash_init");
+}
+
+/* --- verified credentials ------------------------------------------------------------------------------------ */
+
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	unsigned char tag[crypto_generichash_BYTES];
+	long long until_ms;
+} cache[CACHE_SLOTS];
+
+static void cache_tag(const char *hash, const char *password, size_t plen, unsigned char tag[crypto_generichash_BYTES])
+{
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, cache_key, sizeof cache_key, crypto_generichash_BYTES);
+	crypto_generichash_update(&st, (const unsigned char *)hash, strlen(hash) + 1);
+	crypto_generichash_update(&st, (const unsigned char *)password, plen);
+	crypto_generichash_final(&st, tag, crypto_generichash_BYTES);
+}
+
+/* True when tag was verified within CACHE_TTL_MS. */
+static bool cache_hit(const unsigned char *tag)
+{
+	long long now = hie_mono_ms();
+	bool hit = false;
+	pthread_mutex_lock(&cache_mu);
+	for (size_t i = 0; i < CACHE_SLOTS && !hit; i++)
+		hit = cache[i].until_ms > now && sodium_memcmp(cache[i].tag, tag, crypto_generichash_BYTES) == 0;
+	pthread_mutex_unlock(&cache_mu);
+	return hit;
+}
+
+/* Remembers tag in an expired slot, else in the one expiring first. */
+static void cache_put(const unsigned char *tag)
+{
+	long long now = hie_mono_ms();
+	size_t k = 0;
+	pthread_mutex_lock(&cache_mu);
+	for (size_t i = 0; i < CACHE_SLOTS; i++)
+		if (cache[i].until_ms < cache[k].until_ms)
+			k = i;
+	memcpy(cache[k].tag, tag, crypto_generichash_BYTES);
+	cache[k].until_ms = now + CACHE_TTL_MS;
+	pthread_mutex_unlock(&cache_mu);
 }
 
 static bool ready(void)
@@ -362,11 +414,21 @@ hie_err_t hisp_user_login(struct hisp *h, const char *peer, const char *name, co
 	}
 	size_t plen = strlen(password);
 	bool real = known && hash[0] != '\0';
-	slot_take();
-	/* Same work whether or not the user exists: the dummy hash stands in for the missing one. */
-	bool match = crypto_pwhash_str_verify(real ? hash : dummy_hash, password,
-					      plen <= HISP_PASSWORD_MAX ? plen : HISP_PASSWORD_MAX) == 0;
-	slot_give();
+	unsigned char tag[crypto_generichash_BYTES];
+	bool match = false;
+	if (real && plen <= HISP_PASSWORD_MAX) {
+		cache_tag(hash, password, plen, tag);
+		match = cache_hit(tag);
+	}
+	if (!match) {
+		slot_take();
+		/* Same work whether or not the user exists: the dummy hash stands in for the missing one. */
+		match = crypto_pwhash_str_verify(real ? hash : dummy_hash, password,
+						 plen <= HISP_PASSWORD_MAX ? plen : HISP_PASSWORD_MAX) == 0;
+		slot_give();
+		if (match && real && plen <= HISP_PASSWORD_MAX)
+			cache_put(tag);
+	}
 	sodium_memzero(hash, sizeof hash);
 	if (!real || !match || plen > HISP_PASSWORD_MAX) {
 		limit_fail(h, who);

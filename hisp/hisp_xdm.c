@@ -216,20 +216,6 @@ hie_err_t hisp_xdm_slot_set(xmlNode *obj, const char *name, const char *value)
 	return HIE_OK;
 }
 
-void hisp_xdm_sha1_hex(const void *data, size_t len, char out[41])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	if (!EVP_Digest(data ? data : "", len, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
-		mdlen = 0, memset(md, 0, 20); /* cannot happen with the default provider; yields a hash that fails */
-	for (size_t i = 0; i < 20; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[40] = '\0';
-}
-
 const char *hisp_xdm_ext(const char *mime_type)
 {
 	static const struct {

@@ -21,6 +21,7 @@
 #include "core/core_log.h"
 #include "core/core_xml.h"
 #include "hisp/hisp_edge.h"
+#include "core/core_digest.h"
 #include "hisp/hisp_xdm_int.h"
 
 #define NAME_MAX_XDM 64
@@ -70,7 +71,7 @@ static hie_err_t copy_sor(const xmlNode *sor, xmlDoc **out)
 static hie_err_t set_doc_slots(xmlNode *eo, const struct hisp_xdm_doc *d, const char *name)
 {
 	char hash[41], size[32];
-	hisp_xdm_sha1_hex(d->data, d->len, hash);
+	hie_digest_sha1_hex(d->data, d->len, hash);
 	snprintf(size, sizeof size, "%zu", d->len);
 	hie_err_t err = hisp_xdm_slot_set(eo, "URI", name);
 	if (!err)

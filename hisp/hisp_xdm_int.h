@@ -71,8 +71,6 @@ hie_err_t hisp_xdm_external_id(const xmlNode *obj, const char *rim, const char *
  */
 hie_err_t hisp_xdm_slot_set(xmlNode *obj, const char *name, const char *value);
 
-/* Lower-case hex SHA-1 of data (ITI TF-3 4.2.3.2.14 "hash"). */
-void hisp_xdm_sha1_hex(const void *data, size_t len, char out[41]);
 
 /* The 8.3 extension for a document of this mime type ("XML", "PDF", "TXT", ..., "BIN"). */
 const char *hisp_xdm_ext(const char *mime_type);

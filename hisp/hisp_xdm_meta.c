@@ -25,6 +25,7 @@
 
 #include "core/core_soap.h"
 #include "hisp/hisp_edge.h"
+#include "core/core_digest.h"
 #include "hisp/hisp_xdm_int.h"
 
 #define XDM_OID_LEN 48 /* "2.25." and at most 39 digits */
@@ -175,7 +176,7 @@ static hie_err_t add_document(struct mm *m, xmlNode *list, const struct hisp_xdm
 	snprintf(id, sizeof id, "Document%02zu", i + 1);
 	snprintf(cid, sizeof cid, "cl-%s-limited", id);
 	snprintf(eid, sizeof eid, "ei-%s-uniqueId", id);
-	hisp_xdm_sha1_hex(d->data, d->len, hash);
+	hie_digest_sha1_hex(d->data, d->len, hash);
 	snprintf(size, sizeof size, "%zu", d->len);
 
 	xmlNode *eo = el(m, list, "ExtrinsicObject");

@@ -27,6 +27,7 @@
 #include "core/core_log.h"
 #include "core/core_xml.h"
 #include "hisp/hisp_edge.h"
+#include "core/core_digest.h"
 #include "hisp/hisp_xdm_int.h"
 
 #define SHOWN 80 /* bytes of a peer-chosen name quoted in a reason */
@@ -373,7 +374,7 @@ static hie_err_t check_slots(struct rd *r, xmlNode *eo, const char *rim, const c
 	}
 	hie_buf_reset(&v);
 	if (!err && hisp_xdm_slot(eo, rim, "hash", &v) == HIE_OK) {
-		hisp_xdm_sha1_hex(data, len, hash);
+		hie_digest_sha1_hex(data, len, hash);
 		if (strcasecmp(hie_buf_str(&v), hash) != 0)
 			err = fail(r, HIE_EPARSE, XDM_METADATA ": hash of %s does not match the file (SHA-1)",
 				   shown(s, sizeof s, uri));

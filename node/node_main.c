@@ -34,9 +34,9 @@ static const struct {
 	{"user", node_cmd_user, "add NAME | passwd NAME | remove NAME | grant NAME ADDR | revoke NAME ADDR | list: "
 				"edge users (SMTP submission, mailbox API, XDR); the password is read from the terminal "
 				"or stdin"},
-	{"forward", node_cmd_forward, "set ADDR smtp HOST:PORT [--tls MODE] | set ADDR xdr URL [--metadata "
-				      "full|minimal] | list | remove ADDR | status [ADDR]: push what arrives for ADDR "
-				      "to the practice"},
+	{"forward", node_cmd_forward, "set ADDR smtp HOST:PORT [--tls none|opportunistic|required] | set ADDR xdr "
+				      "URL [--metadata full|minimal] [--insecure-http] | list | remove ADDR | status "
+				      "[ADDR]: push what arrives for ADDR to the practice's mail server or EHR"},
 	{"bridge", node_cmd_bridge, "add ADDR|DOMAIN | list | remove X | parked | retry ID|--all: register "
 				    "documents received over Direct in the local XDS registry"},
 };

@@ -31,6 +31,7 @@
 #include <libxml/tree.h>
 #include <openssl/evp.h>
 
+#include "core/core_digest.h"
 #include "core/core_log.h"
 #include "core/core_soap.h"
 #include "core/core_xml.h"
@@ -197,21 +198,6 @@ static hie_err_t oid_random(char *out, size_t outlen)
 	if (k != 32)
 		return HIE_ESYS;
 	oid_2_25(u, out, outlen);
-	return HIE_OK;
-}
-
-static hie_err_t sha1_hex(const void *data, size_t len, char out[41])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	if (!EVP_Digest(data, len, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
-		return HIE_ENOMEM;
-	static const char hex[] = "0123456789abcdef";
-	for (unsigned i = 0; i < 20; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[40] = '\0';
 	return HIE_OK;
 }
 
@@ -1003,7 +989,7 @@ static hie_err_t register_doc(struct imp *m, PGconn **conn)
 	snprintf(m->res->unique_id, sizeof m->res->unique_id, "%s", s->docs[0].unique_id);
 	char hash[41];
 	bool same = false;
-	err = sha1_hex(m->in->data, m->in->len, hash);
+	err = hie_digest_sha1_hex(m->in->data, m->in->len, hash);
 	if (!err)
 		err = already_registered(*conn, s->docs[0].unique_id, hash, m->in->len, &same);
 	/* Registration takes connections of its own; do not hold one across it (a pool of 1 would deadlock). */

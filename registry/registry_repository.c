@@ -27,6 +27,7 @@
 #include <openssl/evp.h>
 
 #include "core/core_db.h"
+#include "core/core_digest.h"
 #include "core/core_log.h"
 #include "registry/registry_ebrim.h"
 #include "registry/registry_register.h"
@@ -178,21 +179,6 @@ out:
 	return err;
 }
 
-static hie_err_t sha1_hex(const char *data, size_t len, char out[41])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	if (!EVP_Digest(data, len, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
-		return HIE_ENOMEM;
-	static const char hex[] = "0123456789abcdef";
-	for (unsigned i = 0; i < 20; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[40] = '\0';
-	return HIE_OK;
-}
-
 /* A supplied size equals len: decimal digits only, same value. */
 static bool size_matches(const char *v, size_t len)
 {
@@ -224,7 +210,7 @@ static hie_err_t check_and_set(const struct registry_service *svc, struct regist
 	hie_err_t err = HIE_OK;
 	for (size_t i = 0; i < ndocs && !err; i++) {
 		struct registry_repo_doc *d = &docs[i];
-		err = sha1_hex(d->data, d->len, d->hash);
+		err = hie_digest_sha1_hex(d->data, d->len, d->hash);
 		if (err)
 			break;
 		snprintf(d->size, sizeof d->size, "%zu", d->len);

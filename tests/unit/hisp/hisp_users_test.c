@@ -184,6 +184,8 @@ static void test_login(void **state)
 	assert_int_equal(run(ADD, "alice@a.test", PW), HIE_OK);
 	assert_int_equal(hisp_user_login(&H, "10.0.0.1", "ALICE@a.test", PW, user, sizeof user), HIE_OK);
 	assert_string_equal(user, "alice@a.test");
+	/* Again: answered from the verified-credentials cache (same outcome, no second Argon2id). */
+	assert_int_equal(login("10.0.0.1", "alice@a.test", PW), HIE_OK);
 	assert_int_equal(login("10.0.0.1", "alice@a.test", PW "x"), HIE_EDENIED);
 	assert_int_equal(login("10.0.0.1", "alice@a.test", ""), HIE_EDENIED);
 	assert_int_equal(login("10.0.0.2", "nobody@a.test", PW), HIE_EDENIED);
@@ -196,6 +198,11 @@ static void test_login(void **state)
 	assert_int_equal(login("10.0.0.3", "alice@a.test", "a brand new password"), HIE_OK);
 	/* Disabled: the right password is refused. */
 	assert_int_equal(pgtest_exec(P, "UPDATE hisp_users SET disabled = true"), HIE_OK);
+	assert_int_equal(login("10.0.0.4", "alice@a.test", "a brand new password"), HIE_EDENIED);
+	/* Re-enabled, verified (cached), then removed: refused at once, the cache notwithstanding. */
+	assert_int_equal(pgtest_exec(P, "UPDATE hisp_users SET disabled = false"), HIE_OK);
+	assert_int_equal(login("10.0.0.4", "alice@a.test", "a brand new password"), HIE_OK);
+	assert_int_equal(run(REMOVE, "alice@a.test", NULL), HIE_OK);
 	assert_int_equal(login("10.0.0.4", "alice@a.test", "a brand new password"), HIE_EDENIED);
 }
 

@@ -20,6 +20,7 @@
 
 #include "core/core_xml.h"
 #include "hisp/hisp_edge.h"
+#include "core/core_digest.h"
 #include "hisp/hisp_xdm_int.h"
 
 #define RIM3 "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
@@ -132,7 +133,7 @@ static void test_build_read_roundtrip(void **state)
 	assert_memory_equal(x->docs[1].data, PDF, sizeof PDF - 1);
 
 	char hash[41], size[32];
-	hisp_xdm_sha1_hex(CDA, strlen(CDA), hash);
+	hie_digest_sha1_hex(CDA, strlen(CDA), hash);
 	snprintf(size, sizeof size, "%zu", strlen(CDA));
 	assert_slot(x, "Document01", "URI", "DOC0001.XML");
 	assert_slot(x, "Document01", "hash", hash);
@@ -140,7 +141,7 @@ static void test_build_read_roundtrip(void **state)
 	assert_slot(x, "Document01", "creationTime", "20240101"); /* the rest is kept */
 	assert_int_equal(count_slots(x, "Document01", "size"), 1);
 	assert_slot(x, "Document02", "URI", "DOC0002.PDF");
-	hisp_xdm_sha1_hex(PDF, sizeof PDF - 1, hash);
+	hie_digest_sha1_hex(PDF, sizeof PDF - 1, hash);
 	assert_slot(x, "Document02", "hash", hash);
 	hie_buf_free(&z);
 	hisp_xdm_free(x);
@@ -170,7 +171,7 @@ static void test_sha1_vector(void **state)
 {
 	(void)state;
 	char h[41];
-	hisp_xdm_sha1_hex("abc", 3, h);
+	hie_digest_sha1_hex("abc", 3, h);
 	assert_string_equal(h, "a9993e364706816aba3e25717850c26c9cd0d89d");
 	assert_string_equal(hisp_xdm_ext("text/xml"), "XML");
 	assert_string_equal(hisp_xdm_ext("application/PDF"), "PDF");
@@ -497,7 +498,7 @@ static const char GOOD_INDEX[] =
 static char *meta_for(const char *uri, const char *hash, const char *size)
 {
 	char h[41], sz[32];
-	hisp_xdm_sha1_hex(CDA, strlen(CDA), h);
+	hie_digest_sha1_hex(CDA, strlen(CDA), h);
 	snprintf(sz, sizeof sz, "%zu", strlen(CDA));
 	struct hie_buf b;
 	hie_buf_init(&b, 1 << 20);
