@@ -25,12 +25,20 @@ BAD_LOG = re.compile(r"level=panic|level=alert|ERROR: AddressSanitizer|ERROR: Le
                      r"runtime error:|SUMMARY: UndefinedBehaviorSanitizer")
 
 
+_GIVEN = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback port free now and not handed out before by this process (the kernel may offer the same
+    ephemeral port to two consecutive binds once the first socket is closed: a node's listeners would clash)."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 class Node:
