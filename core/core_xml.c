@@ -70,6 +70,8 @@ struct parse_state {
 	int have_msg;
 	startElementNsSAX2Func sax_start;
 	endElementNsSAX2Func sax_end;
+	bool root_only;      /* hie_xml_root_is: stop at the root element's start tag */
+	bool root_seen;
 };
 
 static void set_msg(struct parse_state *st, const char *msg, int line)
@@ -142,6 +144,10 @@ static void on_start(void *ud, const xmlChar *localname, const xmlChar *prefix, 
 	}
 	st->sax_start(ud, localname, prefix, uri, nb_namespaces, namespaces, nb_attributes, nb_defaulted,
 		      attributes);
+	if (st->root_only) {
+		st->root_seen = true;
+		xmlStopParser(ctxt);
+	}
 }
 
 static void on_end(void *ud, const xmlChar *localname, const xmlChar *prefix, const xmlChar *uri)
@@ -153,13 +159,13 @@ static void on_end(void *ud, const xmlChar *localname, const xmlChar *prefix, co
 	st->sax_end(ud, localname, prefix, uri);
 }
 
-hie_err_t hie_xml_parse(const char *data, size_t len, const struct hie_xml_limits *lim, xmlDoc **out,
-			struct hie_buf *errbuf)
+static hie_err_t parse(const char *data, size_t len, const struct hie_xml_limits *lim, xmlDoc **out,
+		       struct hie_buf *errbuf, bool root_only)
 {
 	hie_err_t err = HIE_OK;
 	xmlParserCtxtPtr ctxt = NULL;
 	xmlDocPtr doc = NULL;
-	struct parse_state st = { 0 };
+	struct parse_state st = { .root_only = root_only };
 
 	*out = NULL;
 	hie_xml_init();
@@ -204,6 +210,15 @@ hie_err_t hie_xml_parse(const char *data, size_t len, const struct hie_xml_limit
 		err = st.err;
 		goto out;
 	}
+	if (root_only) {
+		/* Stopped on purpose at the root's start tag: only what came before it was checked. */
+		err = doc && st.root_seen && !doc->intSubset && !doc->extSubset ? HIE_OK : HIE_EPARSE;
+		if (!err) {
+			*out = doc;
+			doc = NULL;
+		}
+		goto out;
+	}
 	/* Namespace errors (an unbound prefix) only clear nsWellFormed; SOAP needs namespace-well-formed XML. */
 	if (!doc || !ctxt->wellFormed || !ctxt->nsWellFormed) {
 		set_msg(&st, "XML not well-formed", 0);
@@ -230,6 +245,22 @@ out:
 		xmlFreeParserCtxt(ctxt);
 	}
 	return err;
+}
+
+hie_err_t hie_xml_parse(const char *data, size_t len, const struct hie_xml_limits *lim, xmlDoc **out,
+			struct hie_buf *errbuf)
+{
+	return parse(data, len, lim, out, errbuf, false);
+}
+
+bool hie_xml_root_is(const char *data, size_t len, const char *ns_uri, const char *local)
+{
+	xmlDoc *doc = NULL;
+	if (parse(data, len, NULL, &doc, NULL, true) != HIE_OK)
+		return false;
+	bool yes = hie_xml_is(xmlDocGetRootElement(doc), ns_uri, local);
+	xmlFreeDoc(doc);
+	return yes;
 }
 
 bool hie_xml_is(const xmlNode *n, const char *ns_uri, const char *local)

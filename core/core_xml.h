@@ -60,6 +60,13 @@ void hie_xml_init(void);
 hie_err_t hie_xml_parse(const char *data, size_t len, const struct hie_xml_limits *lim, xmlDoc **out,
 			struct hie_buf *errbuf);
 
+/*
+ * True when the document's root element is (ns_uri, local), reading only as far as the root's start tag (with
+ * the same safe options; a DOCTYPE before it is refused): a cheap sniff of what a document is. It says nothing
+ * about whether the rest is well-formed: parse it with hie_xml_parse before using it.
+ */
+bool hie_xml_root_is(const char *data, size_t len, const char *ns_uri, const char *local);
+
 /* True when n is an element with this local name in this namespace (ns_uri NULL = no namespace). */
 bool hie_xml_is(const xmlNode *n, const char *ns_uri, const char *local);
 

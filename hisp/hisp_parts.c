@@ -4,8 +4,8 @@
  * Entry points: hisp_parts_split() walks the core_mime tree of a message (multiparts recursed in document order,
  * a message/rfc822 body kept whole as one leaf), decodes every leaf body (base64, quoted-printable, 7bit/8bit/binary)
  * and tells the callers what each leaf is: its media type and charset, a printable file name, whether it is an
- * attachment, an XDM zip (hisp_xdm_is_zip) or an HL7 CDA document (root urn:hl7-org:v3 ClinicalDocument, parsed
- * with core_xml's safe parser). hisp_parts_free() releases the result.
+ * attachment, an XDM zip (hisp_xdm_is_zip) or an HL7 CDA document (root urn:hl7-org:v3 ClinicalDocument, sniffed
+ * with core_xml's safe parser up to the root's start tag: whoever uses the document parses it whole). hisp_parts_free() releases the result.
  *
  * Errors: HIE_EPARSE for a malformed message or body encoding, HIE_ETOOBIG past HISP_PARTS_MAX leaves or the
  * caller's max_bytes of decoded data (or core_mime's caps), HIE_ENOMEM.
@@ -42,12 +42,7 @@ static bool is_zip_type(const char *t)
 
 static bool detect_cda(const unsigned char *data, size_t len)
 {
-	xmlDoc *doc = NULL;
-	if (hie_xml_parse((const char *)data, len, NULL, &doc, NULL) != HIE_OK)
-		return false;
-	bool yes = hie_xml_is(xmlDocGetRootElement(doc), CDA_NS, "ClinicalDocument");
-	xmlFreeDoc(doc);
-	return yes;
+	return hie_xml_root_is((const char *)data, len, CDA_NS, "ClinicalDocument");
 }
 
 /*

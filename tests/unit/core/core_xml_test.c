@@ -292,6 +292,30 @@ static void test_threads(void **state)
 	}
 }
 
+/* hie_xml_root_is: a sniff up to the root's start tag, with the parser's safety rules. */
+static void test_root_is(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *doc;
+		bool yes;
+	} cases[] = {
+		{"<ClinicalDocument xmlns=\"urn:hl7-org:v3\"><id root=\"1.2\"/></ClinicalDocument>", true},
+		{"<?xml version=\"1.0\"?>\n<!-- c --><cda:ClinicalDocument xmlns:cda=\"urn:hl7-org:v3\">", true},
+		{"<ClinicalDocument xmlns=\"urn:hl7-org:v3\"><unclosed>", true}, /* says nothing of the rest */
+		{"<ClinicalDocument><id/></ClinicalDocument>", false},          /* no namespace */
+		{"<x:ClinicalDocument xmlns:x=\"urn:other\"/>", false},
+		{"<Other xmlns=\"urn:hl7-org:v3\"/>", false},
+		{"<!DOCTYPE ClinicalDocument [<!ENTITY e \"x\">]><ClinicalDocument xmlns=\"urn:hl7-org:v3\"/>", false},
+		{"not xml at all", false},
+		{"", false},
+		{"<ClinicalDocument xmlns=\"urn:hl7-org:v3\"", false}, /* start tag never finished */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		assert_int_equal(hie_xml_root_is(cases[i].doc, strlen(cases[i].doc), "urn:hl7-org:v3", "ClinicalDocument"),
+				 cases[i].yes);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -301,6 +325,7 @@ int main(void)
 		cmocka_unit_test(test_size_and_count_caps),
 		cmocka_unit_test(test_lookups),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_root_is),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
