@@ -14,15 +14,9 @@
 #include <stddef.h>
 
 #include <cmocka.h>
-#include <zip.h>
 
-#include "core/core_config.h"
-#include "core/core_jobs.h"
 #include "core/core_mime.h"
-#include "hisp/hisp.h"
-#include "hisp/hisp_edge.h"
-#include "hisp/hisp_notice.h"
-#include "hisp/hisp_svc.h"
+#include "tests/unit/hisp/hisptest.h"
 
 static struct pgtest T;
 static struct hie_db_pool *P;
@@ -84,34 +78,11 @@ static hie_err_t bridge_cb(void *arg, const struct hisp_bridge_doc *doc, struct 
 
 /* --- helpers ------------------------------------------------------------------------------------------------ */
 
+/* Runs the command with line split on blanks; its standard output into out (may be NULL). */
 static int cli(int (*fn)(const struct hisp_cli *, int, char **), const char *line, char *out, size_t outlen)
 {
-	char copy[2048], *argv[40];
-	int argc = 0;
-	snprintf(copy, sizeof copy, "%s", line);
-	for (char *p = copy; *p && argc < 40;) {
-		while (*p == ' ')
-			*p++ = '\0';
-		if (!*p)
-			break;
-		argv[argc++] = p;
-		while (*p && *p != ' ')
-			p++;
-	}
-	char *obuf = NULL, *ebuf = NULL;
-	size_t olen = 0, elen = 0;
-	FILE *o = open_memstream(&obuf, &olen), *e = open_memstream(&ebuf, &elen);
-	struct hisp_cli c = {.pool = P, .cfg = cfg, .state_dir = state, .out = o, .err = e};
-	int rc = fn(&c, argc, argv);
-	fclose(o);
-	fclose(e);
-	if (getenv("BRIDGE_VERBOSE") || (rc && !getenv("BRIDGE_QUIET")))
-		fprintf(stderr, "cli '%s' → %d: %s%s", line, rc, obuf, ebuf);
-	if (out)
-		snprintf(out, outlen, "%s", obuf);
-	free(obuf);
-	free(ebuf);
-	return rc;
+	const struct hisp_cli c = {.pool = P, .cfg = cfg, .state_dir = state};
+	return hisptest_cli(&c, fn, line, NULL, out, outlen, NULL, 0);
 }
 
 struct att {
@@ -149,43 +120,11 @@ static void make_msg(struct hie_buf *m, const char *addr, const char *msgid, con
 	assert_int_equal(hie_buf_addstr(m, "--b-1--\r\n"), HIE_OK);
 }
 
-struct put {
-	const char *addr;
-	const struct hie_buf *msg;
-	long long mailbox_id;
-};
-
-static hie_err_t put_fn(PGconn *tx, void *arg)
-{
-	struct put *p = arg;
-	PGresult *r = NULL;
-	const char *v[] = {p->addr};
-	hie_err_t err = hie_db_exec(tx,
-				    "INSERT INTO hisp_inbound (peer, mail_from, rcpt_to, raw, state)"
-				    " VALUES ('127.0.0.1', 'alice@a.test', ARRAY[$1], '\\x00', 'delivered') RETURNING id",
-				    1, v, &r);
-	if (err)
-		return err;
-	long long inb = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	err = hisp_mailbox_put(tx, p->addr, "message", inb, "m@a.test", p->msg->data, p->msg->len);
-	if (!err)
-		err = hisp_edge_delivered(H, tx, p->addr, inb);
-	if (!err)
-		err = hie_db_exec(tx, "SELECT max(id) FROM hisp_mailbox", 0, NULL, &r);
-	if (!err) {
-		p->mailbox_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-		PQclear(r);
-	}
-	return err;
-}
-
 static long long deliver(const char *addr, struct hie_buf *msg)
 {
-	struct put p = {.addr = addr, .msg = msg};
-	assert_int_equal(hie_db_tx(P, put_fn, &p), HIE_OK);
+	long long mid = hisptest_deliver(P, H, addr, msg->data, msg->len);
 	hie_buf_free(msg);
-	return p.mailbox_id;
+	return mid;
 }
 
 static hie_err_t run_job(long long mid, char *errbuf, size_t errlen)
@@ -199,109 +138,42 @@ static hie_err_t run_job(long long mid, char *errbuf, size_t errlen)
 
 static long long rows(long long mid, const char *st)
 {
-	char ids[24], sql[200];
-	snprintf(ids, sizeof ids, "%lld", mid);
+	char sql[200];
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM hisp_bridge_docs WHERE mailbox_id = $1::bigint AND state = '%s'",
 		 st);
-	return pgtest_scalar(P, sql, ids);
+	return hisptest_scalar_id(P, sql, mid);
 }
 
 /* One column of the only row of mailbox mid (""); fails the test when there is not exactly one. */
 static void row_col(long long mid, const char *col, char *out, size_t outlen)
 {
-	PGconn *c;
-	PGresult *r;
-	char ids[24], sql[200];
-	snprintf(ids, sizeof ids, "%lld", mid);
+	char sql[200];
 	snprintf(sql, sizeof sql, "SELECT coalesce(%s, '') FROM hisp_bridge_docs WHERE mailbox_id = $1::bigint", col);
-	const char *p[] = {ids};
-	assert_int_equal(hie_db_acquire(P, -1, &c), HIE_OK);
-	assert_int_equal(hie_db_exec(c, sql, 1, p, &r), HIE_OK);
-	assert_int_equal(PQntuples(r), 1);
-	snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
-	PQclear(r);
-	hie_db_release(P, c, false);
+	hisptest_text_id(P, sql, mid, out, outlen);
 }
 
-static const char CDA[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-			  "<ClinicalDocument xmlns=\"urn:hl7-org:v3\"><title>Discharge summary</title></ClinicalDocument>\n";
+static const char CDA[] = HISPTEST_CDA;
 static const char NOT_CDA[] = "<?xml version=\"1.0\"?><order xmlns=\"urn:example\"><item/></order>\n";
 static const char PDF[] = "%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
-
-/* An XDM zip with one CDA document (hisp_xdm_minimal_metadata + hisp_xdm_build). */
-static void make_xdm(struct hie_buf *zip)
-{
-	struct hisp_xdm_doc doc = {.entry_id = "Document01", .mime_type = "text/xml", .data = (const unsigned char *)CDA,
-				   .len = sizeof CDA - 1};
-	const char *to[] = {"bob@b.test"};
-	xmlDoc *md = NULL;
-	hie_buf_init(zip, 8u << 20);
-	assert_int_equal(hisp_xdm_minimal_metadata("alice@a.test", to, 1, &doc, 1, &md), HIE_OK);
-	assert_int_equal(hisp_xdm_build(xmlDocGetRootElement(md), &doc, 1, "alice@a.test", zip), HIE_OK);
-	xmlFreeDoc(md);
-}
-
-/* The zip with INDEX.HTM replaced by text that is not XHTML. */
-static void break_index(struct hie_buf *zip)
-{
-	static const char bad[] = "<html><body><p>not closed</body>";
-	zip_error_t ze;
-	zip_error_init(&ze);
-	zip_source_t *src = zip_source_buffer_create(zip->data, zip->len, 0, &ze);
-	assert_non_null(src);
-	zip_source_keep(src);
-	zip_t *z = zip_open_from_source(src, 0, &ze);
-	assert_non_null(z);
-	zip_int64_t idx = -1;
-	for (zip_int64_t i = 0; i < zip_get_num_entries(z, 0); i++) {
-		const char *nm = zip_get_name(z, (zip_uint64_t)i, 0);
-		size_t nl = nm ? strlen(nm) : 0;
-		if (nl >= 9 && strcmp(nm + nl - 9, "INDEX.HTM") == 0)
-			idx = i;
-	}
-	assert_true(idx >= 0);
-	zip_source_t *s2 = zip_source_buffer(z, bad, sizeof bad - 1, 0);
-	assert_int_equal(zip_file_replace(z, (zip_uint64_t)idx, s2, 0), 0);
-	assert_int_equal(zip_close(z), 0);
-	assert_int_equal(zip_source_open(src), 0);
-	assert_int_equal(zip_source_seek(src, 0, SEEK_END), 0);
-	zip_int64_t size = zip_source_tell(src);
-	assert_true(size > 0);
-	assert_int_equal(zip_source_seek(src, 0, SEEK_SET), 0);
-	hie_buf_reset(zip);
-	assert_int_equal(hie_buf_reserve(zip, (size_t)size), HIE_OK);
-	assert_int_equal(zip_source_read(src, zip->data, (zip_uint64_t)size), size);
-	zip->len = (size_t)size;
-	zip_source_close(src);
-	zip_source_free(src);
-}
 
 /* --- fixture ---------------------------------------------------------------------------------------------- */
 
 static int group_setup(void **st)
 {
 	(void)st;
-	const struct pgtest_schema schema[] = {{hie_jobs_migrations, hie_jobs_migrations_count},
-					       {hisp_migrations, hisp_migrations_count}};
-	if (pgtest_open(&T, 4, schema, 2, &P) != 0)
+	static const struct hisptest_set set[] = {{"direct", "hostname", "hisp.b.test"},
+						  {"direct", "dns_server", "127.0.0.1:9"}};
+	if (hisptest_open(&T, &P) != 0)
 		return -1;
 	if (T.skip)
 		return 0;
-	snprintf(state, sizeof state, "/tmp/hbrst.XXXXXX");
-	if (!mkdtemp(state))
+	if (hisptest_tmpdir(state, sizeof state, "hbrst") != 0 ||
+	    hisptest_config(&cfg, set, sizeof set / sizeof set[0]) != 0)
 		return -1;
-	char e[256];
-	hie_cfg_register(hisp_config_keys, hisp_config_nkeys);
-	if (hie_cfg_load(&cfg, NULL, e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(cfg, "direct", "hostname", "hisp.b.test", e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(cfg, "direct", "dns_server", "127.0.0.1:9", e, sizeof e) != HIE_OK) {
-		fprintf(stderr, "config: %s\n", e);
-		return -1;
-	}
-	if (cli(hisp_cli_domain, "add b.test", NULL, 0) || cli(hisp_cli_domain, "address add bob@b.test", NULL, 0) ||
-	    cli(hisp_cli_domain, "address add carol@b.test", NULL, 0) || cli(hisp_cli_domain, "add c.test", NULL, 0))
-		return -1;
-	if (hisp_service_open(cfg, P, state, &H) != HIE_OK)
+	static const char *const domains[] = {"add b.test", "address add bob@b.test", "address add carol@b.test",
+					      "add c.test"};
+	const struct hisp_cli c = {.pool = P, .cfg = cfg, .state_dir = state};
+	if (hisptest_cli_all(&c, hisp_cli_domain, domains, 4) != 0 || hisp_service_open(cfg, P, state, &H) != HIE_OK)
 		return -1;
 	return 0;
 }
@@ -312,8 +184,7 @@ static int group_teardown(void **st)
 	if (!T.skip) {
 		hisp_service_close(H);
 		hie_cfg_free(cfg);
-		if (!getenv("PGTEST_KEEP"))
-			pgtest_rmrf(state);
+		hisptest_rmdir(state);
 	}
 	pgtest_close(&T, P);
 	return 0;
@@ -418,12 +289,10 @@ static void test_callback_error_then_rerun(void **st)
 	assert_int_equal(R.calls, 3);
 	assert_int_equal(rows(mid, "registered"), 2);
 	/* the unnamed text/xml part is "part-<index>" */
-	char ids[24];
-	snprintf(ids, sizeof ids, "%lld", mid);
-	assert_int_equal(pgtest_scalar(P,
-				       "SELECT count(*) FROM hisp_bridge_docs WHERE mailbox_id = $1::bigint"
-				       " AND part IN ('part-1', 'second.xml')",
-				       ids),
+	assert_int_equal(hisptest_scalar_id(P,
+					    "SELECT count(*) FROM hisp_bridge_docs WHERE mailbox_id = $1::bigint"
+					    " AND part IN ('part-1', 'second.xml')",
+					    mid),
 			 2);
 	assert_int_equal(run_job(mid, eb, sizeof eb), HIE_OK);
 	assert_int_equal(R.calls, 3);
@@ -449,12 +318,8 @@ static void test_parked_and_retry(void **st)
 	assert_null(strstr(out, "Discharge")); /* never content */
 
 	/* the Direct part of `hienode status` shows it too */
-	char *obuf = NULL;
-	size_t olen = 0;
-	FILE *o = open_memstream(&obuf, &olen);
-	struct hisp_cli c = {.pool = P, .cfg = cfg, .state_dir = state, .out = o, .err = stderr};
-	assert_int_equal(hisp_cli_status(&c), 0);
-	fclose(o);
+	const struct hisp_cli c = {.pool = P, .cfg = cfg, .state_dir = state};
+	char *obuf = hisptest_status(&c);
 	assert_non_null(strstr(obuf, "direct bridge documents parked or failed"));
 	assert_non_null(strstr(obuf, "reason=no patient matched"));
 	free(obuf);
@@ -475,14 +340,14 @@ static void test_parked_and_retry(void **st)
 	assert_int_equal(rows(mid, "registered"), 1);
 	assert_int_equal(rows(mid, "parked"), 0);
 	/* a registered document cannot be retried; unknown ids and bad arguments are refused */
-	setenv("BRIDGE_QUIET", "1", 1);
+	setenv("HISPTEST_QUIET", "1", 1);
 	assert_int_equal(cli(hisp_cli_bridge, line, out, sizeof out), 1);
 	assert_int_equal(cli(hisp_cli_bridge, "retry 99999999", out, sizeof out), 1);
 	assert_int_equal(cli(hisp_cli_bridge, "retry", out, sizeof out), 2);
 	assert_int_equal(cli(hisp_cli_bridge, "retry abc", out, sizeof out), 2);
 	assert_int_equal(cli(hisp_cli_bridge, "retry 0", out, sizeof out), 2);
 	assert_int_equal(cli(hisp_cli_bridge, "retry 1 2", out, sizeof out), 2);
-	unsetenv("BRIDGE_QUIET");
+	unsetenv("HISPTEST_QUIET");
 	assert_int_equal(cli(hisp_cli_bridge, "retry --all", out, sizeof out), 0);
 	assert_non_null(strstr(out, "(no parked documents)"));
 }
@@ -493,7 +358,8 @@ static void test_xdm(void **st)
 	PGTEST_SKIP_IF_NEEDED(&T);
 	struct hie_buf m, zip;
 	char eb[256], v[256];
-	make_xdm(&zip);
+	hie_buf_init(&zip, 8u << 20);
+	hisptest_make_xdm(&zip, "alice@a.test", "bob@b.test");
 	const struct att a[] = {{.ctype = "application/zip", .filename = "xdm.zip", .data = zip.data, .len = zip.len}};
 	make_msg(&m, "bob@b.test", "xdm1@a.test", a, 1);
 	long long mid = deliver("bob@b.test", &m);
@@ -509,7 +375,7 @@ static void test_xdm(void **st)
 	assert_memory_equal(v, "xdm.zip/IHE_XDM/", 16);
 
 	/* the same package with INDEX.HTM broken: parked with the reason, the callback is not called */
-	break_index(&zip);
+	hisptest_break_index(&zip);
 	const struct att b[] = {{.ctype = "application/zip", .filename = "bad.zip", .data = zip.data, .len = zip.len}};
 	make_msg(&m, "bob@b.test", "xdm2@a.test", b, 1);
 	long long mid2 = deliver("bob@b.test", &m);
@@ -558,14 +424,14 @@ static void test_cli(void **st)
 		{.line = "parked", .rc = 0, .out = "(no parked documents)"},
 		{.line = "parked x", .rc = 2},
 	};
-	setenv("BRIDGE_QUIET", "1", 1);
+	setenv("HISPTEST_QUIET", "1", 1);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char out[4096] = "";
 		int rc = cli(hisp_cli_bridge, cases[i].line, out, sizeof out);
 		if (rc != cases[i].rc || (cases[i].out && !strstr(out, cases[i].out)))
 			fail_msg("case %zu '%s': rc %d (want %d), out '%s'", i, cases[i].line, rc, cases[i].rc, out);
 	}
-	unsetenv("BRIDGE_QUIET");
+	unsetenv("HISPTEST_QUIET");
 	/* without a bridge, a delivery queues no job */
 	struct hie_buf m;
 	const struct att a[] = {{.ctype = "application/xml", .filename = "summary.xml", .data = CDA, .len = sizeof CDA - 1}};

@@ -17,17 +17,10 @@
 
 #include <cmocka.h>
 #include <jansson.h>
-#include <libxml/tree.h>
-#include <zip.h>
 
-#include "core/core_config.h"
 #include "core/core_http.h"
-#include "core/core_jobs.h"
 #include "core/core_mime.h"
-#include "hisp/hisp.h"
-#include "hisp/hisp_edge.h"
-#include "hisp/hisp_notice.h"
-#include "hisp/hisp_svc.h"
+#include "tests/unit/hisp/hisptest.h"
 
 #define SMITH "dr.smith@b.example"
 #define JONES "dr.jones@b.example"
@@ -71,27 +64,19 @@ static int start_server(bool tls, struct hie_http_server **out)
 static int group_setup(void **state)
 {
 	(void)state;
-	char e[256];
-	const struct pgtest_schema schema[] = {{hie_jobs_migrations, hie_jobs_migrations_count},
-					       {hisp_migrations, hisp_migrations_count}};
-	if (pgtest_open(&T, 4, schema, 2, &P) != 0)
+	static const struct hisptest_set set[] = {{"direct", "hostname", "hisp.b.example"},
+						  {"edge", "auth_max_failures", "5"},
+						  {"edge", "auth_lockout", "2m"}};
+	if (hisptest_open(&T, &P) != 0)
 		return -1;
 	if (T.skip)
 		return 0;
-	snprintf(Tmp, sizeof Tmp, "/tmp/hedgeapi.XXXXXX");
-	if (!mkdtemp(Tmp))
+	if (hisptest_tmpdir(Tmp, sizeof Tmp, "hedgeapi") != 0)
 		return -1;
 	snprintf(State, sizeof State, "%s/state", Tmp);
-	if (mkdir(State, 0700) != 0 || certtest_make(&CT, "hedgecert") != 0)
+	if (mkdir(State, 0700) != 0 || certtest_make(&CT, "hedgecert") != 0 ||
+	    hisptest_config(&Cfg, set, sizeof set / sizeof set[0]) != 0)
 		return -1;
-	hie_cfg_register(hisp_config_keys, hisp_config_nkeys);
-	if (hie_cfg_load(&Cfg, NULL, e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(Cfg, "direct", "hostname", "hisp.b.example", e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(Cfg, "edge", "auth_max_failures", "5", e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(Cfg, "edge", "auth_lockout", "2m", e, sizeof e) != HIE_OK) {
-		fprintf(stderr, "config: %s\n", e);
-		return -1;
-	}
 	if (hisp_service_open(Cfg, P, State, &H) != HIE_OK || hie_db_tx(P, users_tx, NULL) != HIE_OK)
 		return -1;
 	if (!H->edge_require_tls) {
@@ -110,8 +95,7 @@ static int group_teardown(void **state)
 		hisp_service_close(H);
 		hie_cfg_free(Cfg);
 		certtest_remove(&CT);
-		if (!getenv("PGTEST_KEEP"))
-			pgtest_rmrf(Tmp);
+		hisptest_rmdir(Tmp);
 	}
 	pgtest_close(&T, P);
 	return 0;
@@ -122,9 +106,7 @@ static int setup(void **state)
 	(void)state;
 	if (T.skip)
 		return 0;
-	hisp_auth_limit_reset();
-	return pgtest_exec(P, "TRUNCATE hisp_mailbox, hisp_outbound, hisp_outbound_rcpt, jobs CASCADE") == HIE_OK ? 0
-														  : -1;
+	return hisptest_reset(P, "TRUNCATE hisp_mailbox, hisp_outbound, hisp_outbound_rcpt, jobs CASCADE", NULL);
 }
 
 /* --- mailbox content ---------------------------------------------------------------------------------------- */
@@ -189,29 +171,15 @@ static void res_free(struct res *r)
 	memset(r, 0, sizeof *r);
 }
 
+/* The file's bytes ("" when it is missing); the caller frees them. */
 static char *slurp(const char *p, size_t *len)
 {
-	FILE *f = fopen(p, "rb");
-	size_t cap = 1 << 16, n = 0;
-	char *b = malloc(cap + 1);
-	assert_non_null(b);
-	*len = 0;
-	if (!f) {
-		b[0] = '\0';
-		return b;
-	}
-	for (;;) {
-		size_t got = fread(b + n, 1, cap - n, f);
-		n += got;
-		if (n < cap)
-			break;
-		cap *= 2;
-		b = realloc(b, cap + 1);
+	char *b = hisptest_slurp(p, len);
+	if (!b) {
+		*len = 0;
+		b = strdup("");
 		assert_non_null(b);
 	}
-	fclose(f);
-	b[n] = '\0';
-	*len = n;
 	return b;
 }
 
@@ -528,10 +496,8 @@ static void test_ack(void **state)
 	expect_error(&r, 404);
 	res_free(&r);
 	assert_int_equal(mdns(), 1);
-	char ids[24];
-	snprintf(ids, sizeof ids, "%lld", other);
-	assert_int_equal(pgtest_scalar(P, "SELECT count(*) FROM hisp_mailbox WHERE id = $1::bigint AND acked_at IS NULL",
-				       ids),
+	assert_int_equal(hisptest_scalar_id(P, "SELECT count(*) FROM hisp_mailbox WHERE id = $1::bigint AND acked_at IS NULL",
+					    other),
 			 1);
 	/* hisp_edge_ack itself refuses an item of another address */
 	PGconn *c;
@@ -544,55 +510,7 @@ static void test_ack(void **state)
 
 /* --- fetch: text body and XDM --------------------------------------------------------------------------------- */
 
-static const char CDA[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-			  "<ClinicalDocument xmlns=\"urn:hl7-org:v3\"><title>Discharge summary</title></ClinicalDocument>\n";
-
-/* An XDM zip with one CDA document (hisp_xdm_minimal_metadata + hisp_xdm_build). */
-static void make_xdm(struct hie_buf *zip)
-{
-	struct hisp_xdm_doc doc = {.entry_id = "Document01", .mime_type = "text/xml", .data = (const unsigned char *)CDA,
-				   .len = sizeof CDA - 1};
-	const char *to[] = {SMITH};
-	xmlDoc *md = NULL;
-	assert_int_equal(hisp_xdm_minimal_metadata("alice@a.example", to, 1, &doc, 1, &md), HIE_OK);
-	assert_int_equal(hisp_xdm_build(xmlDocGetRootElement(md), &doc, 1, "alice@a.example", zip), HIE_OK);
-	xmlFreeDoc(md);
-}
-
-/* The zip with INDEX.HTM replaced by text that is not XHTML. */
-static void break_index(struct hie_buf *zip)
-{
-	static const char bad[] = "<html><body><p>not closed</body>";
-	zip_error_t ze;
-	zip_error_init(&ze);
-	zip_source_t *src = zip_source_buffer_create(zip->data, zip->len, 0, &ze);
-	assert_non_null(src);
-	zip_source_keep(src);
-	zip_t *z = zip_open_from_source(src, 0, &ze);
-	assert_non_null(z);
-	zip_int64_t idx = -1;
-	for (zip_int64_t i = 0; i < zip_get_num_entries(z, 0); i++) {
-		const char *n = zip_get_name(z, (zip_uint64_t)i, 0);
-		size_t nl = n ? strlen(n) : 0;
-		if (nl >= 9 && strcmp(n + nl - 9, "INDEX.HTM") == 0)
-			idx = i;
-	}
-	assert_true(idx >= 0);
-	zip_source_t *s2 = zip_source_buffer(z, bad, sizeof bad - 1, 0);
-	assert_int_equal(zip_file_replace(z, (zip_uint64_t)idx, s2, 0), 0);
-	assert_int_equal(zip_close(z), 0);
-	assert_int_equal(zip_source_open(src), 0);
-	assert_int_equal(zip_source_seek(src, 0, SEEK_END), 0);
-	zip_int64_t size = zip_source_tell(src);
-	assert_true(size > 0);
-	assert_int_equal(zip_source_seek(src, 0, SEEK_SET), 0);
-	hie_buf_reset(zip);
-	assert_int_equal(hie_buf_reserve(zip, (size_t)size), HIE_OK);
-	assert_int_equal(zip_source_read(src, zip->data, (zip_uint64_t)size), size);
-	zip->len = (size_t)size;
-	zip_source_close(src);
-	zip_source_free(src);
-}
+static const char CDA[] = HISPTEST_CDA;
 
 /* A message with a text body and the zip as an attachment; returns its mailbox id. */
 static long long put_with_xdm(const struct hie_buf *zip, const char *msgid, char **raw, size_t *rawlen)
@@ -630,7 +548,7 @@ static void test_fetch_xdm(void **state)
 	char path[256], *raw = NULL;
 	size_t rawlen = 0;
 	hie_buf_init(&zip, 64u << 20);
-	make_xdm(&zip);
+	hisptest_make_xdm(&zip, "alice@a.example", SMITH);
 	long long id = put_with_xdm(&zip, "xdm1@a.example", &raw, &rawlen);
 
 	snprintf(path, sizeof path, "/edge/v1/messages/%lld", id);
@@ -737,8 +655,8 @@ static void test_fetch_bad_xdm(void **state)
 	char path[256], *raw = NULL;
 	size_t rawlen = 0;
 	hie_buf_init(&zip, 64u << 20);
-	make_xdm(&zip);
-	break_index(&zip);
+	hisptest_make_xdm(&zip, "alice@a.example", SMITH);
+	hisptest_break_index(&zip);
 	long long id = put_with_xdm(&zip, "xdm2@a.example", &raw, &rawlen);
 	snprintf(path, sizeof path, "/edge/v1/messages/%lld", id);
 	get(&r, path, SMITH ":" PW_SMITH);

@@ -18,19 +18,13 @@
 #include <stddef.h>
 
 #include <cmocka.h>
-#include <zip.h>
 
-#include "core/core_config.h"
 #include "core/core_http.h"
-#include "core/core_jobs.h"
 #include "core/core_mime.h"
 #include "core/core_net.h"
 #include "core/core_soap.h"
-#include "hisp/hisp.h"
-#include "hisp/hisp_edge.h"
-#include "hisp/hisp_notice.h"
 #include "hisp/hisp_smtp_in.h"
-#include "hisp/hisp_svc.h"
+#include "tests/unit/hisp/hisptest.h"
 
 static struct pgtest T;
 static struct hie_db_pool *P;
@@ -117,72 +111,15 @@ static int dead_port(void)
 /* Splits line on blanks and runs the command; its standard output into out (may be NULL). */
 static int cli(int (*fn)(const struct hisp_cli *, int, char **), const char *line, char *out, size_t outlen)
 {
-	char copy[2048], *argv[40];
-	int argc = 0;
-	snprintf(copy, sizeof copy, "%s", line);
-	for (char *p = copy; *p && argc < 40;) {
-		while (*p == ' ')
-			*p++ = '\0';
-		if (!*p)
-			break;
-		argv[argc++] = p;
-		while (*p && *p != ' ')
-			p++;
-	}
-	char *obuf = NULL, *ebuf = NULL;
-	size_t olen = 0, elen = 0;
-	FILE *o = open_memstream(&obuf, &olen), *e = open_memstream(&ebuf, &elen);
-	struct hisp_cli c = {.pool = P, .cfg = cfg, .state_dir = state, .out = o, .err = e};
-	int rc = fn(&c, argc, argv);
-	fclose(o);
-	fclose(e);
-	if (getenv("FWD_VERBOSE") || (rc && !getenv("FWD_QUIET")))
-		fprintf(stderr, "cli '%s' → %d: %s%s", line, rc, obuf, ebuf);
-	if (out)
-		snprintf(out, outlen, "%s", obuf);
-	free(obuf);
-	free(ebuf);
-	return rc;
-}
-
-struct put {
-	const char *addr;
-	const char *msg;
-	long long mailbox_id;
-};
-
-/* As the receive job does: the accepted message, the mailbox item, then the edge hook (forward state + job). */
-static hie_err_t put_fn(PGconn *tx, void *arg)
-{
-	struct put *p = arg;
-	PGresult *r = NULL;
-	const char *v[] = {p->addr};
-	hie_err_t err = hie_db_exec(tx,
-				    "INSERT INTO hisp_inbound (peer, mail_from, rcpt_to, raw, state)"
-				    " VALUES ('127.0.0.1', 'alice@a.test', ARRAY[$1], '\\x00', 'delivered') RETURNING id",
-				    1, v, &r);
-	if (err)
-		return err;
-	long long inb = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	err = hisp_mailbox_put(tx, p->addr, "message", inb, "m@a.test", p->msg, strlen(p->msg));
-	if (!err)
-		err = hisp_edge_delivered(H, tx, p->addr, inb);
-	if (!err)
-		err = hie_db_exec(tx, "SELECT max(id) FROM hisp_mailbox", 0, NULL, &r);
-	if (!err) {
-		p->mailbox_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-		PQclear(r);
-	}
-	return err;
+	const struct hisp_cli c = {.pool = P, .cfg = cfg, .state_dir = state};
+	return hisptest_cli(&c, fn, line, NULL, out, outlen, NULL, 0);
 }
 
 static long long deliver(const char *addr, const char *msg)
 {
-	struct put p = {.addr = addr, .msg = msg};
-	assert_int_equal(hie_db_tx(P, put_fn, &p), HIE_OK);
-	assert_true(p.mailbox_id > 0);
-	return p.mailbox_id;
+	long long mid = hisptest_deliver(P, H, addr, msg, strlen(msg));
+	assert_true(mid > 0);
+	return mid;
 }
 
 static hie_err_t run_job(long long mid, int attempt, int max, char *errbuf, size_t errlen)
@@ -198,9 +135,7 @@ static hie_err_t run_job(long long mid, int attempt, int max, char *errbuf, size
 /* A count or value of a query whose only parameter $1 is the mailbox id. */
 static long long by_mid(const char *sql, long long mid)
 {
-	char ids[24];
-	snprintf(ids, sizeof ids, "%lld", mid);
-	return pgtest_scalar(P, sql, ids);
+	return hisptest_scalar_id(P, sql, mid);
 }
 
 static long long fwd_state_is(long long mid, const char *st)
@@ -227,19 +162,8 @@ static long long notice(const char *kind, const char *what, long long mid)
 
 static void reason_of(long long mid, char *out, size_t outlen)
 {
-	PGconn *c;
-	PGresult *r;
-	char ids[24];
-	snprintf(ids, sizeof ids, "%lld", mid);
-	const char *p[] = {ids};
-	assert_int_equal(hie_db_acquire(P, -1, &c), HIE_OK);
-	assert_int_equal(hie_db_exec(c, "SELECT coalesce(reason, '') FROM hisp_forward_state WHERE mailbox_id = $1::bigint",
-				     1, p, &r),
-			 HIE_OK);
-	assert_int_equal(PQntuples(r), 1);
-	snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
-	PQclear(r);
-	hie_db_release(P, c, false);
+	hisptest_text_id(P, "SELECT coalesce(reason, '') FROM hisp_forward_state WHERE mailbox_id = $1::bigint", mid, out,
+			 outlen);
 }
 
 #define FINAL_HDR "Disposition-Notification-Options: X-DIRECT-FINAL-DESTINATION-DELIVERY=optional,true\r\n"
@@ -271,33 +195,26 @@ static const char msg_plain[] = "From: alice@a.test\r\n"
 static int group_setup(void **st)
 {
 	(void)st;
-	const struct pgtest_schema schema[] = {{hie_jobs_migrations, hie_jobs_migrations_count},
-					       {hisp_migrations, hisp_migrations_count}};
-	if (pgtest_open(&T, 4, schema, 2, &P) != 0)
+	static const struct hisptest_set set[] = {{"direct", "hostname", "hisp.b.test"},
+						  {"direct", "smtp_timeout", "5s"},
+						  {"direct", "dns_server", "127.0.0.1:9"},
+						  {"edge", "xdr_timeout", "5s"}};
+	if (hisptest_open(&T, &P) != 0)
 		return -1;
 	if (T.skip)
 		return 0;
-	snprintf(state, sizeof state, "/tmp/hfwdst.XXXXXX");
-	if (!mkdtemp(state) || certtest_make(&CT, "hfwdca") != 0 || certtest_make(&CT2, "hfwdcb") != 0)
+	if (hisptest_tmpdir(state, sizeof state, "hfwdst") != 0 || certtest_make(&CT, "hfwdca") != 0 ||
+	    certtest_make(&CT2, "hfwdcb") != 0)
 		return -1;
 	srv_tls = SSL_CTX_new(TLS_server_method());
 	if (!srv_tls || SSL_CTX_use_certificate_chain_file(srv_tls, CT.srv_pem) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(srv_tls, CT.srv_key, SSL_FILETYPE_PEM) != 1)
 		return -1;
-	char e[256];
-	hie_cfg_register(hisp_config_keys, hisp_config_nkeys);
-	if (hie_cfg_load(&cfg, NULL, e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(cfg, "direct", "hostname", "hisp.b.test", e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(cfg, "direct", "smtp_timeout", "5s", e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(cfg, "direct", "dns_server", "127.0.0.1:9", e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(cfg, "edge", "xdr_timeout", "5s", e, sizeof e) != HIE_OK) {
-		fprintf(stderr, "config: %s\n", e);
+	if (hisptest_config(&cfg, set, sizeof set / sizeof set[0]) != 0)
 		return -1;
-	}
-	if (cli(hisp_cli_domain, "add b.test", NULL, 0) || cli(hisp_cli_domain, "address add bob@b.test", NULL, 0) ||
-	    cli(hisp_cli_domain, "address add carol@b.test", NULL, 0))
-		return -1;
-	if (hisp_service_open(cfg, P, state, &H) != HIE_OK)
+	static const char *const domains[] = {"add b.test", "address add bob@b.test", "address add carol@b.test"};
+	const struct hisp_cli c = {.pool = P, .cfg = cfg, .state_dir = state};
+	if (hisptest_cli_all(&c, hisp_cli_domain, domains, 3) != 0 || hisp_service_open(cfg, P, state, &H) != HIE_OK)
 		return -1;
 	return 0;
 }
@@ -435,12 +352,8 @@ static void test_smtp_refused(void **st)
 	assert_int_equal(pgtest_scalar(P, "SELECT count(*) FROM hisp_outbound_rcpt WHERE address = 'alice@a.test'", NULL),
 			 1);
 	/* the Direct part of `hienode status` lists it (ids and reason, never content) */
-	char *obuf = NULL;
-	size_t olen = 0;
-	FILE *o = open_memstream(&obuf, &olen);
-	struct hisp_cli c = {.pool = P, .cfg = cfg, .state_dir = state, .out = o, .err = stderr};
-	assert_int_equal(hisp_cli_status(&c), 0);
-	fclose(o);
+	const struct hisp_cli c = {.pool = P, .cfg = cfg, .state_dir = state};
+	char *obuf = hisptest_status(&c);
 	assert_non_null(strstr(obuf, "direct failed forwards"));
 	assert_non_null(strstr(obuf, "address=bob@b.test kind=smtp"));
 	assert_non_null(strstr(obuf, "reason=smtp 550"));
@@ -672,8 +585,7 @@ static void set_xdr(const char *addr, int port, const char *metadata)
 	assert_int_equal(cli(hisp_cli_forward, line, NULL, 0), 0);
 }
 
-static const char CDA[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-			  "<ClinicalDocument xmlns=\"urn:hl7-org:v3\"><title>Discharge summary</title></ClinicalDocument>\n";
+static const char CDA[] = HISPTEST_CDA;
 
 /* A message asking for final delivery with a text body and one base64 attachment; NUL-terminated, caller frees. */
 static char *msg_with(const char *ctype, const char *filename, const void *data, size_t len)
@@ -726,19 +638,6 @@ static void test_xdr_minimal(void **st)
 	ep_stop(&e);
 }
 
-/* An XDM zip with the CDA (hisp_xdm_minimal_metadata + hisp_xdm_build). */
-static void make_xdm(struct hie_buf *zip)
-{
-	struct hisp_xdm_doc doc = {.entry_id = "Document01", .mime_type = "text/xml", .data = (const unsigned char *)CDA,
-				   .len = sizeof CDA - 1};
-	const char *to[] = {"bob@b.test"};
-	xmlDoc *md = NULL;
-	hie_buf_init(zip, 8u << 20);
-	assert_int_equal(hisp_xdm_minimal_metadata("alice@a.test", to, 1, &doc, 1, &md), HIE_OK);
-	assert_int_equal(hisp_xdm_build(xmlDocGetRootElement(md), &doc, 1, "alice@a.test", zip), HIE_OK);
-	xmlFreeDoc(md);
-}
-
 static void test_xdr_full_xdm(void **st)
 {
 	(void)st;
@@ -746,7 +645,8 @@ static void test_xdr_full_xdm(void **st)
 	struct ep e;
 	struct hie_buf zip;
 	char eb[256];
-	make_xdm(&zip);
+	hie_buf_init(&zip, 8u << 20);
+	hisptest_make_xdm(&zip, "alice@a.test", "bob@b.test");
 	ep_start(&e, EP_SUCCESS);
 	set_xdr("bob@b.test", e.port, "full");
 	char *m = msg_with("application/zip", "xdm.zip", zip.data, zip.len);
@@ -944,9 +844,9 @@ static void test_cli(void **st)
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char out[4096] = "";
-		setenv("FWD_QUIET", "1", 1);
+		setenv("HISPTEST_QUIET", "1", 1);
 		int rc = cli(hisp_cli_forward, cases[i].line, out, sizeof out);
-		unsetenv("FWD_QUIET");
+		unsetenv("HISPTEST_QUIET");
 		if (rc != cases[i].rc || (cases[i].out && !strstr(out, cases[i].out)))
 			fail_msg("case %zu '%s': rc %d (want %d), out '%s'", i, cases[i].line, rc, cases[i].rc, out);
 	}

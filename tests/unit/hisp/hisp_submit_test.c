@@ -28,17 +28,12 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "core/core_config.h"
-#include "core/core_jobs.h"
 #include "core/core_log.h"
 #include "core/core_net.h"
 #include "core/core_tls.h"
-#include "hisp/hisp.h"
-#include "hisp/hisp_edge.h"
-#include "hisp/hisp_svc.h"
 #include "tests/unit/core/certtest.h"
 #include "tests/unit/core/linecli.h"
-#include "tests/unit/core/pgtest.h"
+#include "tests/unit/hisp/hisptest.h"
 
 #define PW "correct horse battery"
 /* base64("\0alice@a.test\0correct horse battery") and of a wrong one */
@@ -82,30 +77,21 @@ static hie_err_t users_tx(PGconn *tx, void *arg)
 static int group_setup(void **state)
 {
 	(void)state;
-	const struct pgtest_schema schema[] = {{hie_jobs_migrations, hie_jobs_migrations_count},
-					       {hisp_migrations, hisp_migrations_count}};
-	if (pgtest_open(&T, 4, schema, 2, &P) != 0)
+	if (hisptest_open(&T, &P) != 0)
 		return -1;
 	if (T.skip)
 		return 0;
-	if (certtest_make(&CT, "hsubmit") != 0)
-		return -1;
-	snprintf(state_dir, sizeof state_dir, "/tmp/hsubst.XXXXXX");
-	if (!mkdtemp(state_dir))
+	if (certtest_make(&CT, "hsubmit") != 0 || hisptest_tmpdir(state_dir, sizeof state_dir, "hsubst") != 0)
 		return -1;
 	hie_log_set_sink(sink);
-	char e[256];
-	hie_cfg_register(hisp_config_keys, hisp_config_nkeys);
-	if (hie_cfg_load(&cfg, NULL, e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(cfg, "direct", "hostname", "hisp.a.test", e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(cfg, "smtp", "tls_cert", CT.srv_pem, e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(cfg, "smtp", "tls_key", CT.srv_key, e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(cfg, "submission", "command_timeout", "10s", e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(cfg, "edge", "auth_max_failures", "3", e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(cfg, "edge", "auth_lockout", "1m", e, sizeof e) != HIE_OK) {
-		fprintf(stderr, "config: %s\n", e);
+	const struct hisptest_set set[] = {{"direct", "hostname", "hisp.a.test"},
+					   {"smtp", "tls_cert", CT.srv_pem},
+					   {"smtp", "tls_key", CT.srv_key},
+					   {"submission", "command_timeout", "10s"},
+					   {"edge", "auth_max_failures", "3"},
+					   {"edge", "auth_lockout", "1m"}};
+	if (hisptest_config(&cfg, set, sizeof set / sizeof set[0]) != 0)
 		return -1;
-	}
 	SSL_CTX *tls = NULL;
 	struct hie_net_listener *l = NULL;
 	if (hisp_service_open(cfg, P, state_dir, &H) != HIE_OK ||
@@ -125,10 +111,7 @@ static int group_teardown(void **state)
 		hisp_service_close(H);
 		hie_cfg_free(cfg);
 		certtest_remove(&CT);
-		char cmd[128];
-		snprintf(cmd, sizeof cmd, "rm -rf '%s'", state_dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "cannot remove %s\n", state_dir);
+		hisptest_rmdir(state_dir);
 		hie_log_set_sink(NULL);
 	}
 	pgtest_close(&T, P);
@@ -140,10 +123,7 @@ static int setup(void **state)
 	(void)state;
 	if (T.skip)
 		return 0;
-	hisp_auth_limit_reset();
-	return pgtest_exec(P, "TRUNCATE hisp_outbound CASCADE") == HIE_OK && pgtest_exec(P, "DELETE FROM jobs") == HIE_OK
-		       ? 0
-		       : -1;
+	return hisptest_reset(P, "TRUNCATE hisp_outbound CASCADE", "DELETE FROM jobs", NULL);
 }
 
 static long long outbound_count(void)

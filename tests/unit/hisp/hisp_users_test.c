@@ -18,10 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/core_jobs.h"
-#include "hisp/hisp.h"
-#include "hisp/hisp_edge.h"
-#include "hisp/hisp_svc.h"
+#include "tests/unit/hisp/hisptest.h"
 
 static struct pgtest T;
 static struct hie_db_pool *P;
@@ -32,9 +29,7 @@ static struct hisp H;
 static int group_setup(void **state)
 {
 	(void)state;
-	const struct pgtest_schema schema[] = {{hie_jobs_migrations, hie_jobs_migrations_count},
-					       {hisp_migrations, hisp_migrations_count}};
-	if (pgtest_open(&T, 4, schema, 2, &P) != 0)
+	if (hisptest_open(&T, &P) != 0)
 		return -1;
 	H.pool = P;
 	H.auth_max_failures = 3;
@@ -54,8 +49,7 @@ static int setup(void **state)
 	(void)state;
 	if (T.skip)
 		return 0;
-	hisp_auth_limit_reset();
-	return pgtest_exec(P, "TRUNCATE hisp_users CASCADE") == HIE_OK ? 0 : -1;
+	return hisptest_reset(P, "TRUNCATE hisp_users CASCADE", NULL);
 }
 
 /* --- one call in its own transaction --------------------------------------------------------------------- */
@@ -312,32 +306,8 @@ static void test_basic_auth(void **state)
 /* Runs `user ARGS` (split on blanks) with input on a pipe as stdin; out/err captured. */
 static int cli(const char *input, const char *line, char *out, size_t outlen, char *errout, size_t errlen)
 {
-	char copy[512], *argv[16], *save = NULL;
-	int argc = 0;
-	snprintf(copy, sizeof copy, "%s", line);
-	for (char *p = strtok_r(copy, " ", &save); p && argc < 16; p = strtok_r(NULL, " ", &save))
-		argv[argc++] = p;
-	int fds[2], saved = dup(0);
-	assert_int_equal(pipe(fds), 0);
-	size_t n = input ? strlen(input) : 0;
-	assert_int_equal(write(fds[1], input ? input : "", n), (ssize_t)n);
-	close(fds[1]);
-	dup2(fds[0], 0);
-	close(fds[0]);
-	char *obuf = NULL, *ebuf = NULL;
-	size_t olen = 0, elen = 0;
-	FILE *o = open_memstream(&obuf, &olen), *e = open_memstream(&ebuf, &elen);
-	struct hisp_cli c = {.pool = P, .out = o, .err = e};
-	int rc = hisp_cli_user(&c, argc, argv);
-	fclose(o);
-	fclose(e);
-	dup2(saved, 0);
-	close(saved);
-	snprintf(out, outlen, "%s", obuf);
-	snprintf(errout, errlen, "%s", ebuf);
-	free(obuf);
-	free(ebuf);
-	return rc;
+	const struct hisp_cli c = {.pool = P};
+	return hisptest_cli(&c, hisp_cli_user, line, input ? input : "", out, outlen, errout, errlen);
 }
 
 static void test_cli(void **state)

@@ -6,6 +6,7 @@
  * hostile entry names and URIs, zip bombs (declared and lying sizes), not a zip, truncated and damaged zips,
  * too many entries, encrypted entries.
  */
+#define _XOPEN_SOURCE 700 /* nftw in pgtest.h (through hisptest.h) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +23,7 @@
 #include "hisp/hisp_edge.h"
 #include "core/core_digest.h"
 #include "hisp/hisp_xdm_int.h"
+#include "tests/unit/hisp/hisptest.h"
 
 #define RIM3 "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
 
@@ -209,21 +211,6 @@ static void test_index_and_readme(void **state)
 	hie_buf_free(&z);
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	struct hie_buf b;
-	hie_buf_init(&b, 64u << 20);
-	char chunk[8192];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		assert_int_equal(hie_buf_add(&b, chunk, n), HIE_OK);
-	fclose(f);
-	return hie_buf_steal(&b, len);
-}
-
 /* The real unzip lists the four kinds of entries, tests the archive and extracts the same bytes. */
 static void test_unzip_tool(void **state)
 {
@@ -248,7 +235,7 @@ static void test_unzip_tool(void **state)
 	assert_int_equal(system(cmd), 0);
 	snprintf(path, sizeof path, "%s/list.txt", dir);
 	size_t len;
-	char *list = slurp(path, &len);
+	char *list = hisptest_slurp(path, &len);
 	assert_non_null(list);
 	const char *want[] = {"INDEX.HTM", "README.TXT", "IHE_XDM/SUBSET01/METADATA.xml",
 			      "IHE_XDM/SUBSET01/DOC0001.XML", "IHE_XDM/SUBSET01/DOC0002.PDF"};
@@ -260,7 +247,7 @@ static void test_unzip_tool(void **state)
 	snprintf(cmd, sizeof cmd, "unzip -p %s/pkg.zip IHE_XDM/SUBSET01/DOC0002.PDF > %s/doc2 2>/dev/null", dir, dir);
 	assert_int_equal(system(cmd), 0);
 	snprintf(path, sizeof path, "%s/doc2", dir);
-	char *doc = slurp(path, &len);
+	char *doc = hisptest_slurp(path, &len);
 	assert_non_null(doc);
 	assert_int_equal(len, sizeof PDF - 1);
 	assert_memory_equal(doc, PDF, len);
@@ -411,9 +398,9 @@ static void test_nist_21_metadata(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		size_t mlen, dlen;
 		snprintf(path, sizeof path, "%s/%s/submit_doc/single_doc.xml", dir, cases[i]);
-		char *meta = slurp(path, &mlen);
+		char *meta = hisptest_slurp(path, &mlen);
 		snprintf(path, sizeof path, "%s/%s/submit_doc/CCDA_Ambulatory.xml", dir, cases[i]);
-		char *doc = slurp(path, &dlen);
+		char *doc = hisptest_slurp(path, &dlen);
 		if (!meta || !doc) {
 			free(meta);
 			free(doc);
@@ -457,16 +444,24 @@ struct zent {
 	size_t len;       /* 0: strlen(data) */
 };
 
-/* A zip of these entries, deflated, written by libzip (which writes whatever names it is given). */
-static void mkzip(struct hie_buf *out, const struct zent *e, size_t n)
+/* A new empty archive written to memory; *src (kept open after zip_close) is for hisptest_zip_take. */
+static zip_t *new_zip(zip_source_t **src)
 {
 	zip_error_t ze;
 	zip_error_init(&ze);
-	zip_source_t *src = zip_source_buffer_create(NULL, 0, 0, &ze);
-	assert_non_null(src);
-	zip_source_keep(src);
-	zip_t *za = zip_open_from_source(src, ZIP_TRUNCATE, &ze);
+	*src = zip_source_buffer_create(NULL, 0, 0, &ze);
+	assert_non_null(*src);
+	zip_source_keep(*src);
+	zip_t *za = zip_open_from_source(*src, ZIP_TRUNCATE, &ze);
 	assert_non_null(za);
+	return za;
+}
+
+/* A zip of these entries, deflated, written by libzip (which writes whatever names it is given). */
+static void mkzip(struct hie_buf *out, const struct zent *e, size_t n)
+{
+	zip_source_t *src;
+	zip_t *za = new_zip(&src);
 	for (size_t i = 0; i < n; i++) {
 		const char *d = e[i].data ? e[i].data : "";
 		size_t len = e[i].len ? e[i].len : strlen(d);
@@ -477,16 +472,17 @@ static void mkzip(struct hie_buf *out, const struct zent *e, size_t n)
 		assert_int_equal(zip_set_file_compression(za, (zip_uint64_t)idx, ZIP_CM_DEFLATE, 6), 0);
 	}
 	assert_int_equal(zip_close(za), 0);
-	assert_int_equal(zip_source_open(src), 0);
-	assert_int_equal(zip_source_seek(src, 0, SEEK_END), 0);
-	zip_int64_t size = zip_source_tell(src);
-	assert_int_equal(zip_source_seek(src, 0, SEEK_SET), 0);
 	hie_buf_init(out, 64u << 20);
-	assert_int_equal(hie_buf_reserve(out, (size_t)size), HIE_OK);
-	assert_int_equal(zip_source_read(src, out->data, (zip_uint64_t)size), size);
-	out->len = (size_t)size;
-	zip_source_close(src);
-	zip_source_free(src);
+	hisptest_zip_take(src, out);
+}
+
+/* The bytes of the archive written to src, as hisptest_zip_take reads them; the caller frees them. */
+static unsigned char *zip_bytes(zip_source_t *src, size_t *size)
+{
+	struct hie_buf b;
+	hie_buf_init(&b, 64u << 20);
+	hisptest_zip_take(src, &b);
+	return (unsigned char *)hie_buf_steal(&b, size);
 }
 
 static const char GOOD_INDEX[] =
@@ -757,11 +753,8 @@ static void test_zip_bomb(void **state)
 	static struct zeros zs = {.size = 300ull << 20};
 	zip_error_init(&zs.err);
 	char *meta = meta_for("DOC0001.XML", "", "");
-	zip_error_t ze;
-	zip_error_init(&ze);
-	zip_source_t *src = zip_source_buffer_create(NULL, 0, 0, &ze);
-	zip_source_keep(src);
-	zip_t *za = zip_open_from_source(src, ZIP_TRUNCATE, &ze);
+	zip_source_t *src;
+	zip_t *za = new_zip(&src);
 	const char *names[] = {"INDEX.HTM", "README.TXT", "IHE_XDM/SUBSET01/METADATA.xml"};
 	const char *datas[] = {GOOD_INDEX, "readme", meta};
 	for (size_t i = 0; i < 3; i++)
@@ -771,14 +764,8 @@ static void test_zip_bomb(void **state)
 	assert_true(bi >= 0);
 	assert_int_equal(zip_set_file_compression(za, (zip_uint64_t)bi, ZIP_CM_DEFLATE, 9), 0);
 	assert_int_equal(zip_close(za), 0);
-	assert_int_equal(zip_source_open(src), 0);
-	zip_source_seek(src, 0, SEEK_END);
-	zip_int64_t size = zip_source_tell(src);
-	zip_source_seek(src, 0, SEEK_SET);
-	unsigned char *z = malloc((size_t)size);
-	assert_int_equal(zip_source_read(src, z, (zip_uint64_t)size), size);
-	zip_source_close(src);
-	zip_source_free(src);
+	size_t size = 0;
+	unsigned char *z = zip_bytes(src, &size);
 	free(meta);
 	assert_true(size < (4 << 20));
 
@@ -810,11 +797,8 @@ static void test_total_cap(void **state)
 {
 	(void)state;
 	static struct zeros zs[5];
-	zip_error_t ze;
-	zip_error_init(&ze);
-	zip_source_t *src = zip_source_buffer_create(NULL, 0, 0, &ze);
-	zip_source_keep(src);
-	zip_t *za = zip_open_from_source(src, ZIP_TRUNCATE, &ze);
+	zip_source_t *src;
+	zip_t *za = new_zip(&src);
 	for (size_t i = 0; i < 5; i++) {
 		char name[32];
 		snprintf(name, sizeof name, "big%zu.bin", i);
@@ -825,14 +809,8 @@ static void test_total_cap(void **state)
 		assert_int_equal(zip_set_file_compression(za, (zip_uint64_t)bi, ZIP_CM_DEFLATE, 1), 0);
 	}
 	assert_int_equal(zip_close(za), 0);
-	assert_int_equal(zip_source_open(src), 0);
-	zip_source_seek(src, 0, SEEK_END);
-	zip_int64_t size = zip_source_tell(src);
-	zip_source_seek(src, 0, SEEK_SET);
-	unsigned char *z = malloc((size_t)size);
-	assert_int_equal(zip_source_read(src, z, (zip_uint64_t)size), size);
-	zip_source_close(src);
-	zip_source_free(src);
+	size_t size = 0;
+	unsigned char *z = zip_bytes(src, &size);
 	struct hisp_xdm *x = NULL;
 	char why[256];
 	assert_int_equal(hisp_xdm_read(z, (size_t)size, &x, why, sizeof why), HIE_ETOOBIG);
@@ -844,11 +822,8 @@ static void test_total_cap(void **state)
 static void test_encrypted(void **state)
 {
 	(void)state;
-	zip_error_t ze;
-	zip_error_init(&ze);
-	zip_source_t *src = zip_source_buffer_create(NULL, 0, 0, &ze);
-	zip_source_keep(src);
-	zip_t *za = zip_open_from_source(src, ZIP_TRUNCATE, &ze);
+	zip_source_t *src;
+	zip_t *za = new_zip(&src);
 	zip_int64_t i = zip_file_add(za, "INDEX.HTM", zip_source_buffer(za, GOOD_INDEX, strlen(GOOD_INDEX), 0), 0);
 	assert_true(i >= 0);
 	if (!zip_encryption_method_supported(ZIP_EM_AES_256, 1) ||
@@ -860,14 +835,8 @@ static void test_encrypted(void **state)
 		return;
 	}
 	assert_int_equal(zip_close(za), 0);
-	assert_int_equal(zip_source_open(src), 0);
-	zip_source_seek(src, 0, SEEK_END);
-	zip_int64_t size = zip_source_tell(src);
-	zip_source_seek(src, 0, SEEK_SET);
-	unsigned char *z = malloc((size_t)size);
-	assert_int_equal(zip_source_read(src, z, (zip_uint64_t)size), size);
-	zip_source_close(src);
-	zip_source_free(src);
+	size_t size = 0;
+	unsigned char *z = zip_bytes(src, &size);
 	struct hisp_xdm *x = NULL;
 	char why[256];
 	assert_int_equal(hisp_xdm_read(z, (size_t)size, &x, why, sizeof why), HIE_EPARSE);
@@ -898,7 +867,7 @@ static void test_seed_corpus(void **state)
 		char path[1024];
 		size_t len;
 		snprintf(path, sizeof path, "%s/tests/fuzz/corpus/xdm_fuzz/%s", src, seeds[i].file);
-		char *z = slurp(path, &len);
+		char *z = hisptest_slurp(path, &len);
 		assert_non_null(z);
 		struct hisp_xdm *x = NULL;
 		char why[256];

@@ -27,17 +27,12 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
-#include "core/core_config.h"
 #include "core/core_http.h"
-#include "core/core_jobs.h"
 #include "core/core_mime.h"
 #include "core/core_soap.h"
-#include "hisp/hisp.h"
-#include "hisp/hisp_edge.h"
-#include "hisp/hisp_svc.h"
 #include "hisp/hisp_xdr_int.h"
 #include "tests/unit/core/certtest.h"
-#include "tests/unit/core/pgtest.h"
+#include "tests/unit/hisp/hisptest.h"
 
 #define USER "alice@a.test"
 #define PW "correct horse battery"
@@ -100,25 +95,6 @@ static hie_err_t add_users(PGconn *tx, void *arg)
 	return err;
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	struct hie_buf b;
-	hie_buf_init(&b, 16u << 20);
-	char tmp[8192];
-	size_t n;
-	while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-		if (hie_buf_add(&b, tmp, n)) {
-			fclose(f);
-			hie_buf_free(&b);
-			return NULL;
-		}
-	fclose(f);
-	return hie_buf_steal(&b, len);
-}
-
 static void load_document(void)
 {
 	const char *src = getenv("HIENODE_SRC");
@@ -127,7 +103,7 @@ static void load_document(void)
 		 "%s/../shared/corpus/nist-toolkit/toolkitx/testkit/testdata-xdr/CCDA_Ambulatory_full_metadata/"
 		 "CCDA_Ambulatory.xml",
 		 src ? src : "/work/main");
-	DOC = read_file(path, &DOC_LEN);
+	DOC = hisptest_slurp(path, &DOC_LEN);
 	if (!DOC) {
 		fprintf(stderr, "NOTE: NIST corpus absent (%s): a stand-in CDA document is used\n", path);
 		static const char cda[] = "<?xml version=\"1.0\"?>\n<ClinicalDocument xmlns=\"urn:hl7-org:v3\">"
@@ -140,27 +116,19 @@ static void load_document(void)
 static int group_setup(void **state_)
 {
 	(void)state_;
-	const struct pgtest_schema schema[] = {{hie_jobs_migrations, hie_jobs_migrations_count},
-					       {hisp_migrations, hisp_migrations_count}};
-	if (pgtest_open(&T, 4, schema, 2, &P) != 0)
+	static const struct hisptest_set set[] = {{"direct", "hostname", HOST},
+						  {"direct", "dns_server", "127.0.0.1:9"},
+						  {"edge", "require_tls", "true"},
+						  {"edge", "auth_max_failures", "3"}};
+	if (hisptest_open(&T, &P) != 0)
 		return -1;
 	if (T.skip)
 		return 0;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	load_document();
-	snprintf(state, sizeof state, "/tmp/hxdrst.XXXXXX");
-	if (!mkdtemp(state) || certtest_make(&CT, "hxdrct") != 0)
+	if (hisptest_tmpdir(state, sizeof state, "hxdrst") != 0 || certtest_make(&CT, "hxdrct") != 0 ||
+	    hisptest_config(&cfg, set, sizeof set / sizeof set[0]) != 0)
 		return -1;
-	char e[256];
-	hie_cfg_register(hisp_config_keys, hisp_config_nkeys);
-	if (hie_cfg_load(&cfg, NULL, e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(cfg, "direct", "hostname", HOST, e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(cfg, "direct", "dns_server", "127.0.0.1:9", e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(cfg, "edge", "require_tls", "true", e, sizeof e) != HIE_OK ||
-	    hie_cfg_set(cfg, "edge", "auth_max_failures", "3", e, sizeof e) != HIE_OK) {
-		fprintf(stderr, "config: %s\n", e);
-		return -1;
-	}
 	if (hie_db_tx(P, add_users, NULL) != HIE_OK)
 		return -1;
 	if (hisp_service_open(cfg, P, state, &H) != HIE_OK)
@@ -182,10 +150,7 @@ static int group_teardown(void **state_)
 		hisp_service_close(H);
 		hie_cfg_free(cfg);
 		certtest_remove(&CT);
-		char cmd[128];
-		snprintf(cmd, sizeof cmd, "rm -rf %s", state);
-		if (system(cmd) != 0)
-			fprintf(stderr, "cannot remove %s\n", state);
+		hisptest_rmdir(state);
 		free(DOC);
 	}
 	pgtest_close(&T, P);
@@ -194,9 +159,7 @@ static int group_teardown(void **state_)
 
 static int clean(void)
 {
-	return pgtest_exec(P, "TRUNCATE hisp_outbound CASCADE") == HIE_OK && pgtest_exec(P, "DELETE FROM jobs") == HIE_OK
-		       ? 0
-		       : -1;
+	return hisptest_exec_all(P, "TRUNCATE hisp_outbound CASCADE", "DELETE FROM jobs", NULL);
 }
 
 static int setup(void **state_)
