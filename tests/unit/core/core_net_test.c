@@ -241,12 +241,6 @@ static void expect_prefix(struct cli *c, const char *want)
 		fail_msg("got '%s', want prefix '%s'", buf, want);
 }
 
-static void expect_eof(struct cli *c)
-{
-	char buf[64];
-	assert_int_equal(cli_line(c, buf, sizeof buf), -1);
-}
-
 static SSL_CTX *client_ctx(bool with_cert)
 {
 	SSL_CTX *ctx;
@@ -284,7 +278,7 @@ static void test_pipelined(void **state)
 	expect_line(&c, "250 C");
 	expect_line(&c, "250 ");
 	expect_line(&c, "221 bye");
-	expect_eof(&c);
+	cli_expect_eof(&c);
 	cli_close(&c);
 	ts_stop(&ts);
 }
@@ -347,7 +341,7 @@ static void test_trickle_hits_phase_deadline(void **state)
 	}
 	assert_true(replied);
 	expect_line(&c, "421 timeout");
-	expect_eof(&c);
+	cli_expect_eof(&c);
 	assert_int_equal(ts_wait_ended(&ts, 1), HIE_ETIMEOUT);
 	cli_close(&c);
 	ts_stop(&ts);
@@ -362,7 +356,7 @@ static void test_silent_client(void **state)
 	struct cli c = cli_connect(ts.port);
 	expect_line(&c, "220 hello");
 	expect_line(&c, "421 timeout");
-	expect_eof(&c);
+	cli_expect_eof(&c);
 	assert_int_equal(ts_wait_ended(&ts, 1), HIE_ETIMEOUT);
 	cli_close(&c);
 	ts_stop(&ts);
@@ -386,7 +380,7 @@ static void test_connection_limit(void **state)
 	expect_line(&b, "220 hello");
 	struct cli x = cli_connect(ts.port);
 	expect_line(&x, "421 too many connections");
-	expect_eof(&x);
+	cli_expect_eof(&x);
 	cli_close(&x);
 	/* A slot that frees up is usable again. */
 	cli_send(&a, "QUIT\r\n");
@@ -411,7 +405,7 @@ static void test_per_ip_limit(void **state)
 	expect_line(&a, "220 hello");
 	struct cli b = cli_connect_from(ts.port, "127.0.0.1");
 	expect_line(&b, "421 too many from your address");
-	expect_eof(&b);
+	cli_expect_eof(&b);
 	/* Another address is not affected (all of 127/8 is loopback on Linux). */
 	struct cli c = cli_connect_from(ts.port, "127.0.0.2");
 	expect_line(&c, "220 hello");
@@ -492,7 +486,7 @@ static void test_implicit_tls(void **state)
 	/* A plaintext client on the TLS port gets nothing and is closed. */
 	struct cli p = cli_connect(ts.port);
 	cli_send(&p, "EHLO x\r\n");
-	expect_eof(&p);
+	cli_expect_eof(&p);
 	cli_close(&p);
 	hie_tls_ctx_free(cctx);
 	ts_stop(&ts);
@@ -650,7 +644,7 @@ static void test_stop_idle_client(void **state)
 	/* Grace is 30 s, but an idle client is told at once. */
 	hie_net_stop(ts.srv, 30000);
 	expect_line(&c, "421 stopping");
-	expect_eof(&c);
+	cli_expect_eof(&c);
 	assert_int_equal(ts_wait_ended(&ts, 1), HIE_EBUSY);
 	cli_close(&c);
 	pthread_mutex_destroy(&ts.mu);
@@ -668,7 +662,7 @@ static void test_stop_midline_client(void **state)
 	/* Not idle: it gets the grace (1 s), then the deadline ends it; the stop waits for it. */
 	hie_net_stop(ts.srv, 1000);
 	assert_int_equal(ts_wait_ended(&ts, 1), HIE_ETIMEOUT);
-	expect_eof(&c);
+	cli_expect_eof(&c);
 	cli_close(&c);
 	pthread_mutex_destroy(&ts.mu);
 	pthread_cond_destroy(&ts.cv);

@@ -8,6 +8,7 @@
 #define HIENODE_TESTS_LINECLI_H
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -95,6 +96,40 @@ static inline int cli_line(struct cli *c, char *buf, size_t n)
 		len--;
 	buf[len] = '\0';
 	return (int)len;
+}
+
+/* The next line starts with want (else the test fails, naming the caller's line). */
+#define cli_expect(c, want) cli_expect_at(c, want, __LINE__)
+static inline void cli_expect_at(struct cli *c, const char *want, int line)
+{
+	char buf[1024];
+	if (cli_line(c, buf, sizeof buf) < 0)
+		fail_msg("line %d: EOF, want prefix '%s'", line, want);
+	if (strncmp(buf, want, strlen(want)) != 0)
+		fail_msg("line %d: got '%s', want prefix '%s'", line, buf, want);
+}
+
+/* The server closed the connection: no further line. */
+static inline void cli_expect_eof(struct cli *c)
+{
+	char buf[256];
+	if (cli_line(c, buf, sizeof buf) >= 0)
+		fail_msg("want EOF, got '%s'", buf);
+}
+
+/* An SMTP-style multi-line reply ("250-…" … "250 …") into out, lines joined by '\n'; its code. */
+static inline int cli_reply(struct cli *c, char *out, size_t n)
+{
+	char buf[512];
+	size_t used = 0;
+	out[0] = '\0';
+	for (;;) {
+		assert_true(cli_line(c, buf, sizeof buf) >= 4);
+		used += (size_t)snprintf(out + used, n - used, "%s\n", buf);
+		assert_true(used < n);
+		if (buf[3] == ' ')
+			return (buf[0] - '0') * 100 + (buf[1] - '0') * 10 + (buf[2] - '0');
+	}
 }
 
 #endif

@@ -25,6 +25,7 @@
 #include "core/core_soap.h"
 #include "hisp/hisp_smtp_in.h"
 #include "tests/unit/hisp/hisptest.h"
+#include "tests/unit/hisp/smtpbox.h"
 
 static struct pgtest T;
 static struct hie_db_pool *P;
@@ -36,64 +37,11 @@ static char state[64];
 
 /* --- the practice's SMTP server: hienode's own receiver, recording what it is given ----------------------- */
 
-struct box {
-	pthread_mutex_t mu;
-	struct hie_buf data;
-	char rcpts[256];
-	char mail_from[256];
-	bool tls;
-	int stored;
-	int rcpt_code; /* what RCPT answers */
-	struct hisp_smtp_in *srv;
-	int port;
-};
-
-static int box_rcpt(void *arg, const char *address)
+static void box_start(struct smtp_box *b, SSL_CTX *tls, int rcpt_code)
 {
-	(void)address;
-	struct box *b = arg;
-	return b->rcpt_code ? b->rcpt_code : 250;
-}
-
-static hie_err_t box_store(void *arg, const struct hisp_envelope *env, const char *data, size_t len, char *id,
-			   size_t idlen)
-{
-	struct box *b = arg;
-	pthread_mutex_lock(&b->mu);
-	hie_buf_reset(&b->data);
-	hie_err_t err = hie_buf_add(&b->data, data, len);
-	size_t l = 0;
-	b->rcpts[0] = 0;
-	for (size_t i = 0; i < env->nrcpts && l < sizeof b->rcpts; i++)
-		l += (size_t)snprintf(b->rcpts + l, sizeof b->rcpts - l, "%s,", env->rcpts[i]);
-	snprintf(b->mail_from, sizeof b->mail_from, "%s", env->mail_from);
-	b->tls = env->tls;
-	b->stored++;
-	pthread_mutex_unlock(&b->mu);
-	snprintf(id, idlen, "t-%d", b->stored);
-	return err;
-}
-
-static void box_start(struct box *b, SSL_CTX *tls, int rcpt_code)
-{
-	memset(b, 0, sizeof *b);
-	pthread_mutex_init(&b->mu, NULL);
-	hie_buf_init(&b->data, 1 << 22);
+	b->rcpt = NULL;
 	b->rcpt_code = rcpt_code;
-	struct hie_net_listener *l = NULL;
-	assert_int_equal(hie_net_listen("127.0.0.1:0", &l), HIE_OK);
-	b->port = hie_net_listener_port(l);
-	struct hisp_smtp_in_opts io = {.hostname = "mail.practice.test", .max_message = 1 << 20, .max_rcpts = 10,
-				       .max_conns = 10, .cmd_ms = 5000, .data_ms = 5000, .tls = tls};
-	struct hisp_smtp_ops ops = {.rcpt = box_rcpt, .store = box_store, .arg = b};
-	assert_int_equal(hisp_smtp_in_start(l, &io, &ops, &b->srv), HIE_OK);
-}
-
-static void box_stop(struct box *b)
-{
-	hisp_smtp_in_stop(b->srv, 1000);
-	hie_buf_free(&b->data);
-	pthread_mutex_destroy(&b->mu);
+	smtp_box_start(b, "mail.practice.test", 1 << 20, 1 << 22, tls);
 }
 
 /* A loopback port where nobody listens (bound by the kernel, then closed). */
@@ -261,7 +209,7 @@ static void test_smtp_tls_delivered(void **st)
 {
 	(void)st;
 	PGTEST_SKIP_IF_NEEDED(&T);
-	struct box b;
+	struct smtp_box b;
 	char eb[256];
 	box_start(&b, srv_tls, 0);
 	set_smtp("bob@b.test", b.port, "required");
@@ -299,14 +247,14 @@ static void test_smtp_tls_delivered(void **st)
 	char out[4096];
 	assert_int_equal(cli(hisp_cli_forward, "status bob@b.test", out, sizeof out), 0);
 	assert_non_null(strstr(out, "state=delivered"));
-	box_stop(&b);
+	smtp_box_stop(&b);
 }
 
 static void test_smtp_plain_and_opportunistic(void **st)
 {
 	(void)st;
 	PGTEST_SKIP_IF_NEEDED(&T);
-	struct box b;
+	struct smtp_box b;
 	char eb[256];
 	box_start(&b, NULL, 0);
 	/* a server without STARTTLS: "opportunistic" sends in clear, "none" too */
@@ -321,7 +269,7 @@ static void test_smtp_plain_and_opportunistic(void **st)
 	assert_int_equal(b.stored, 2);
 	assert_string_equal(b.rcpts, "carol@b.test,");
 	assert_int_equal(fwd_state_is(mid2, "delivered"), 1);
-	box_stop(&b);
+	smtp_box_stop(&b);
 
 	/* "opportunistic" against a server offering STARTTLS uses it */
 	box_start(&b, srv_tls, 0);
@@ -329,14 +277,14 @@ static void test_smtp_plain_and_opportunistic(void **st)
 	long long mid3 = deliver("bob@b.test", msg_plain);
 	assert_int_equal(run_job(mid3, 1, 5, eb, sizeof eb), HIE_OK);
 	assert_true(b.tls);
-	box_stop(&b);
+	smtp_box_stop(&b);
 }
 
 static void test_smtp_refused(void **st)
 {
 	(void)st;
 	PGTEST_SKIP_IF_NEEDED(&T);
-	struct box b;
+	struct smtp_box b;
 	char eb[256], reason[256];
 	box_start(&b, srv_tls, 550);
 	set_smtp("bob@b.test", b.port, "required");
@@ -378,7 +326,7 @@ static void test_smtp_refused(void **st)
 				       " AND position('fwd-plain@a.test' in convert_from(raw, 'UTF8')) > 0",
 				       id),
 			 1);
-	box_stop(&b);
+	smtp_box_stop(&b);
 }
 
 static void test_smtp_down_then_given_up(void **st)
@@ -407,7 +355,7 @@ static void test_smtp_tls_refused(void **st)
 {
 	(void)st;
 	PGTEST_SKIP_IF_NEEDED(&T);
-	struct box b;
+	struct smtp_box b;
 	char eb[256];
 	/* a certificate from a CA we were not told to trust */
 	box_start(&b, srv_tls, 0);
@@ -419,7 +367,7 @@ static void test_smtp_tls_refused(void **st)
 	assert_int_equal(b.stored, 0);
 	assert_int_equal(fwd_state_is(mid, "pending"), 1);
 	assert_int_equal(acked(mid), 0);
-	box_stop(&b);
+	smtp_box_stop(&b);
 
 	/* TLS required, the server offers no STARTTLS: never sent in clear */
 	box_start(&b, NULL, 0);
@@ -433,7 +381,7 @@ static void test_smtp_tls_refused(void **st)
 	assert_int_equal(b.stored, 0);
 	assert_int_equal(fwd_state_is(mid2, "failed"), 1);
 	assert_int_equal(notice("dsn", "dsn-forward", mid2), 1);
-	box_stop(&b);
+	smtp_box_stop(&b);
 }
 
 static void test_job_edges(void **st)

@@ -171,47 +171,17 @@ static void srv_stop(struct srv *v)
 
 /* --- the client ----------------------------------------------------------------------------------- */
 
-#define expect(c, want) expect_at(c, want, __LINE__)
-static void expect_at(struct cli *c, const char *want, int line)
-{
-	char buf[1024];
-	if (cli_line(c, buf, sizeof buf) < 0)
-		fail_msg("line %d: EOF, want prefix '%s'", line, want);
-	if (strncmp(buf, want, strlen(want)) != 0)
-		fail_msg("line %d: got '%s', want prefix '%s'", line, buf, want);
-}
-
-static void expect_eof(struct cli *c)
-{
-	char buf[256];
-	int n = cli_line(c, buf, sizeof buf);
-	if (n >= 0)
-		fail_msg("want EOF, got '%s'", buf);
-}
-
-/* Reads a multi-line reply into out (lines joined by '\n'); returns its last line's code. */
-static int cli_reply(struct cli *c, char *out, size_t n)
-{
-	char buf[512];
-	size_t used = 0;
-	out[0] = '\0';
-	for (;;) {
-		assert_true(cli_line(c, buf, sizeof buf) >= 4);
-		used += (size_t)snprintf(out + used, n - used, "%s\n", buf);
-		assert_true(used < n);
-		if (buf[3] == ' ')
-			return (buf[0] - '0') * 100 + (buf[1] - '0') * 10 + (buf[2] - '0');
-	}
-}
+#define expect(c, want) cli_expect(c, want)
+#define expect_eof cli_expect_eof
 
 /* MAIL, RCPT and DATA pipelined for one known recipient; the server is then reading the message. */
 #define open_data(c) open_data_at(c, __LINE__)
 static void open_data_at(struct cli *c, int line)
 {
 	cli_send(c, "MAIL FROM:<s@b.test>\r\nRCPT TO:<alice@a.test>\r\nDATA\r\n");
-	expect_at(c, "250 2.1.0", line);
-	expect_at(c, "250 2.1.5", line);
-	expect_at(c, "354 ", line);
+	cli_expect_at(c, "250 2.1.0", line);
+	cli_expect_at(c, "250 2.1.5", line);
+	cli_expect_at(c, "354 ", line);
 }
 
 static struct cli greeted(struct srv *v)

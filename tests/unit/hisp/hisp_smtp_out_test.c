@@ -28,6 +28,7 @@
 #include "hisp/hisp_outbound.h"
 #include "hisp/hisp_smtp_in.h"
 #include "tests/unit/core/certtest.h"
+#include "tests/unit/hisp/smtpbox.h"
 
 /* --- the sink ------------------------------------------------------------------------------------------ */
 
@@ -581,59 +582,24 @@ static void test_parallel(void **state)
 
 /* --- against hienode's own SMTP receiver (hisp_smtp_in) -------------------------------------------------- */
 
-struct recv_box {
-	pthread_mutex_t mu;
-	struct hie_buf data;
-	char rcpts[256];
-	char mail_from[256];
-	bool tls;
-	int stored;
-};
-
-static int box_rcpt(void *arg, const char *address)
+static int box_rcpt(const char *address)
 {
-	(void)arg;
 	return strncmp(address, "bad", 3) == 0 ? 550 : strncmp(address, "later", 5) == 0 ? 451 : 250;
 }
 
-static hie_err_t box_store(void *arg, const struct hisp_envelope *env, const char *data, size_t len, char *id,
-			   size_t idlen)
-{
-	struct recv_box *b = arg;
-	pthread_mutex_lock(&b->mu);
-	hie_buf_reset(&b->data);
-	hie_err_t err = hie_buf_add(&b->data, data, len);
-	size_t l = 0;
-	b->rcpts[0] = 0;
-	for (size_t i = 0; i < env->nrcpts && l < sizeof b->rcpts; i++)
-		l += (size_t)snprintf(b->rcpts + l, sizeof b->rcpts - l, "%s,", env->rcpts[i]);
-	snprintf(b->mail_from, sizeof b->mail_from, "%s", env->mail_from);
-	b->tls = env->tls;
-	b->stored++;
-	pthread_mutex_unlock(&b->mu);
-	snprintf(id, idlen, "t-%d", b->stored);
-	return err;
-}
-
 /* hienode's own SMTP receiver on a kernel-chosen port, storing into box; returns the port. */
-static int box_server(struct recv_box *box, size_t max_message, SSL_CTX *tls, struct hisp_smtp_in **srv)
+static int box_server(struct smtp_box *box, size_t max_message, SSL_CTX *tls, struct hisp_smtp_in **srv)
 {
-	pthread_mutex_init(&box->mu, NULL);
-	hie_buf_init(&box->data, 1 << 24);
-	struct hie_net_listener *l = NULL;
-	assert_int_equal(hie_net_listen("127.0.0.1:0", &l), HIE_OK);
-	int port = hie_net_listener_port(l);
-	struct hisp_smtp_in_opts io = {.hostname = "hisp.b.test", .max_message = max_message, .max_rcpts = 10,
-				       .max_conns = 10, .cmd_ms = 5000, .data_ms = 5000, .tls = tls};
-	struct hisp_smtp_ops ops = {.rcpt = box_rcpt, .store = box_store, .arg = box};
-	assert_int_equal(hisp_smtp_in_start(l, &io, &ops, srv), HIE_OK);
-	return port;
+	box->rcpt = box_rcpt;
+	smtp_box_start(box, "hisp.b.test", max_message, 1 << 24, tls);
+	*srv = box->srv;
+	return box->port;
 }
 
 static void test_hienode_receiver(void **state)
 {
 	(void)state;
-	struct recv_box box = {0};
+	struct smtp_box box = {0};
 	struct hisp_smtp_in *srv = NULL;
 	int port = box_server(&box, 4 << 20, srv_ctx, &srv);
 
@@ -679,7 +645,7 @@ static void test_hienode_receiver_first(void **state)
 {
 	(void)state;
 	/* the first message's bytes, checked on their own receiver */
-	struct recv_box box = {0};
+	struct smtp_box box = {0};
 	struct hisp_smtp_in *srv = NULL;
 	int port = box_server(&box, 1 << 20, NULL, &srv);
 	const char *rcpts[] = {"ok1@b.test", "ok2@b.test"};

@@ -139,39 +139,8 @@ static long long outbound_count(void)
 			fail_msg("line %d: reply '%s' lacks '%s'", __LINE__, r, want); \
 	} while (0)
 
-#define expect(c, want) expect_at(c, want, __LINE__)
-static void expect_at(struct cli *c, const char *want, int line)
-{
-	char buf[1024];
-	if (cli_line(c, buf, sizeof buf) < 0)
-		fail_msg("line %d: EOF, want prefix '%s'", line, want);
-	if (strncmp(buf, want, strlen(want)) != 0)
-		fail_msg("line %d: got '%s', want prefix '%s'", line, buf, want);
-}
-
-static void expect_eof(struct cli *c)
-{
-	char buf[256];
-	int n = cli_line(c, buf, sizeof buf);
-	if (n >= 0)
-		fail_msg("want EOF, got '%s'", buf);
-}
-
-/* A multi-line reply into out (lines joined by '\n'); its code. */
-static int cli_reply(struct cli *c, char *out, size_t n)
-{
-	char buf[512];
-	size_t used = 0;
-	out[0] = '\0';
-	for (;;) {
-		assert_true(cli_line(c, buf, sizeof buf) >= 4);
-		used += (size_t)snprintf(out + used, n - used, "%s\n", buf);
-		assert_true(used < n);
-		if (buf[3] == ' ')
-			return (buf[0] - '0') * 100 + (buf[1] - '0') * 10 + (buf[2] - '0');
-	}
-}
-
+#define expect(c, want) cli_expect(c, want)
+#define expect_eof cli_expect_eof
 static void cli_tls(struct cli *c)
 {
 	SSL_CTX *ctx;
