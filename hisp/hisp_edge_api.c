@@ -455,9 +455,8 @@ hie_err_t hisp_edge_ack(struct hisp *h, PGconn *tx, const char *address, long lo
 		err = hisp_mdn_dispatched(h, tx, id); /* idempotent: the MDN's Message-ID is fixed per item */
 	if (err || !mdn)
 		return err;
-	/* Whether this item's dispatched MDN is queued (now or by an earlier ack): hisp_mdn_dispatched names it
-	 * "mdn-dispatched-<mailbox id>@<hostname>" (hisp_receive.c). */
-	snprintf(mdnid, sizeof mdnid, "mdn-dispatched-%lld@%s", id, h->hostname);
+	/* Whether this item's dispatched MDN is queued (now or by an earlier ack). */
+	hisp_mdn_final_id(h, "dispatched", id, mdnid, sizeof mdnid);
 	const char *p[] = {mdnid};
 	err = hie_db_exec(tx, "SELECT 1 FROM hisp_outbound WHERE kind = 'mdn' AND message_id = $1", 1, p, &r);
 	if (!err)

@@ -479,37 +479,29 @@ static hie_err_t delivered_fn(PGconn *tx, void *arg)
 	return err;
 }
 
-/* The DSN to the sender (who did not ask for final-destination delivery), From the local address so that its
- * signature binds (the DSN builder writes MAILER-DAEMON@<domain of its To>, which is the sender's domain). */
+/* The DSN to the sender (who did not ask for final-destination delivery), from the local address so that its
+ * signature binds. */
 static hie_err_t queue_dsn(PGconn *tx, struct fwd *f)
 {
 	char dsnid[320];
-	struct hie_buf b, m;
+	struct hie_buf b;
 	snprintf(dsnid, sizeof dsnid, "dsn-forward-%lld@%s", f->mid, f->h->hostname);
 	const struct hisp_dsn_rcpt rc = {.address = f->address, .status = "5.0.0", .diagnostic = f->reason};
 	const struct hisp_dsn_req req = {.reporting_mta = f->h->hostname,
 					 .to = f->from,
+					 .from = f->address,
 					 .original_message_id = f->msgid,
 					 .rcpts = &rc,
 					 .nrcpts = 1,
 					 .message_id = dsnid};
 	hie_buf_init(&b, NOTICE_MAX);
-	hie_buf_init(&m, NOTICE_MAX);
 	hie_err_t err = hisp_dsn_build(&req, &b);
-	const char *eol = err ? NULL : memchr(b.data, '\n', b.len);
-	if (!err && (!eol || b.len < 6 || strncmp(b.data, "From:", 5) != 0))
-		err = HIE_EINVAL;
-	if (!err)
-		err = hie_buf_addf(&m, "From: %s\r\n", f->address);
-	if (!err)
-		err = hie_buf_add(&m, eol + 1, b.len - (size_t)(eol + 1 - b.data));
 	if (!err) {
 		const char *to[] = {f->from};
 		long long oid = 0;
-		err = hisp_outbound_submit(tx, "dsn", f->address, to, 1, m.data, m.len, dsnid, false, 0, &oid);
+		err = hisp_outbound_submit(tx, "dsn", f->address, to, 1, b.data, b.len, dsnid, false, 0, &oid);
 	}
 	hie_buf_free(&b);
-	hie_buf_free(&m);
 	return err;
 }
 

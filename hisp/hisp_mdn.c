@@ -671,16 +671,16 @@ static hie_err_t dsn_rcpts(const struct hisp_dsn_req *r, struct hie_buf *out, bo
 hie_err_t hisp_dsn_build(const struct hisp_dsn_req *r, struct hie_buf *out)
 {
 	if (!r || !out || !line_ok(r->reporting_mta, 253) || !line_ok(r->to, 254) || !strchr(r->to, '@') ||
-	    !id_ok(r->original_message_id) || !id_ok(r->message_id) || r->nrcpts == 0 || !r->rcpts)
+	    (r->from && (!line_ok(r->from, 254) || !strchr(r->from, '@'))) || !id_ok(r->original_message_id) || !id_ok(r->message_id) || r->nrcpts == 0 || !r->rcpts)
 		return HIE_EINVAL;
 	for (size_t i = 0; i < r->nrcpts; i++)
 		if (!line_ok(r->rcpts[i].address, 254) || !status_ok(r->rcpts[i].status))
 			return HIE_EINVAL;
 	size_t start = out->len;
-	hie_err_t err = hie_buf_addf(out,
-				     "From: MAILER-DAEMON@%s\r\nTo: %s\r\n"
-				     "Subject: Delivery Status Notification (Failure)\r\n",
-				     hisp_addr_domain(r->to), r->to);
+	hie_err_t err = r->from ? hie_buf_addf(out, "From: %s\r\n", r->from)
+				: hie_buf_addf(out, "From: MAILER-DAEMON@%s\r\n", hisp_addr_domain(r->to));
+	if (!err)
+		err = hie_buf_addf(out, "To: %s\r\nSubject: Delivery Status Notification (Failure)\r\n", r->to);
 	if (!err)
 		err = hisp_add_date(out);
 	if (!err)

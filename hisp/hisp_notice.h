@@ -62,8 +62,10 @@ struct hisp_dsn_req {
 	const struct hisp_dsn_rcpt *rcpts;
 	size_t nrcpts;
 	const char *message_id;      /* for the DSN itself */
+	const char *from;            /* NULL: MAILER-DAEMON@<domain of to>; else this address (a local one that
+					signs it, e.g. the edge reporting a failed forwarding) */
 };
-/* A whole message (multipart/report; report-type=delivery-status) from MAILER-DAEMON@<domain of to>. */
+/* A whole message (multipart/report; report-type=delivery-status) from `from` or MAILER-DAEMON@<domain of to>. */
 hie_err_t hisp_dsn_build(const struct hisp_dsn_req *r, struct hie_buf *out);
 
 /* --- tracking (hisp_track.c); every call runs in the caller's transaction tx ---------------------------- */
@@ -123,6 +125,9 @@ hie_err_t hisp_mdn_dispatched(struct hisp *h, PGconn *tx, long long mailbox_id);
  * refused for good); Message-ID derived from mailbox_id ("mdn-failed-<id>@host"). HIE_OK without doing anything
  * for notices and messages that did not ask; HIE_ENOTFOUND for an unknown item. */
 hie_err_t hisp_mdn_failed(struct hisp *h, PGconn *tx, long long mailbox_id);
+/* The Message-ID (without <>) the final MDN of mailbox item mailbox_id gets: disposition "dispatched" or
+ * "failed"; the same for every call, which is what makes queueing it idempotent. */
+void hisp_mdn_final_id(const struct hisp *h, const char *disposition, long long mailbox_id, char *out, size_t outlen);
 
 /* --- message helpers (hisp_mdn.c; pure) --------------------------------------------------------------------- */
 

@@ -520,7 +520,7 @@ static hie_err_t queue_final_mdn(struct hisp *h, PGconn *tx, long long mailbox_i
 		memcpy(subject, v.data, v.len + 1);
 	if (!from[0] || !msgid[0])
 		goto out;
-	snprintf(mdnid, sizeof mdnid, "mdn-%s-%lld@%s", disposition, mailbox_id, h->hostname);
+	hisp_mdn_final_id(h, disposition, mailbox_id, mdnid, sizeof mdnid);
 	snprintf(ua, sizeof ua, "%s; hienode", h->hostname);
 	struct hisp_mdn_req req = {.from = rcpt,
 				   .to = from,
@@ -541,6 +541,11 @@ out:
 	hie_buf_free(&b);
 	PQclear(r);
 	return err;
+}
+
+void hisp_mdn_final_id(const struct hisp *h, const char *disposition, long long mailbox_id, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "mdn-%s-%lld@%s", disposition, mailbox_id, h->hostname);
 }
 
 hie_err_t hisp_mdn_dispatched(struct hisp *h, PGconn *tx, long long mailbox_id)
